@@ -1,0 +1,131 @@
+"""Settings: one class, read from `APP_*` environment variables."""
+
+from __future__ import annotations
+
+import logging
+from enum import StrEnum
+from functools import lru_cache
+from typing import Annotated
+
+from pydantic import AfterValidator, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_EVENT_WEIGHTS = {
+    "view": 1.0,
+    "click": 1.0,
+    "search": 1.5,
+    "like": 3.0,
+    "dislike": -2.0,
+    "share": 3.0,
+    "purchase": 4.0,
+    "review": 3.0,
+}
+SCOPES = frozenset({"ingest", "read", "admin"})
+
+
+class WorkerMode(StrEnum):
+    inline = "inline"  # the API process also runs the worker loop in a thread
+    off = "off"  # workers run elsewhere (`python -m app worker`)
+
+
+class LogFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
+def _parse_api_keys(value: object) -> dict[str, frozenset[str]]:
+    """`key:scope+scope,key2:scope` -> {key: scopes}; `admin` implies every scope."""
+    if isinstance(value, dict):
+        items = value.items()
+    else:
+        items = []
+        for entry in str(value or "").split(","):
+            if not entry.strip():
+                continue
+            key, sep, scopes = entry.strip().partition(":")
+            if not sep or not key:
+                raise ValueError("each key must look like KEY:scope[+scope...]")
+            items.append((key, scopes.split("+")))
+    keys: dict[str, frozenset[str]] = {}
+    for key, scopes in items:
+        scope_set = frozenset(s.strip() for s in scopes if s.strip())
+        if not scope_set or not scope_set <= SCOPES:
+            raise ValueError(f"scopes must be some of {sorted(SCOPES)}")
+        if len(key) < 16:
+            raise ValueError("each key must be at least 16 characters")
+        keys[key] = SCOPES if "admin" in scope_set else scope_set
+    return keys
+
+
+def _check_weights(weights: dict[str, float]) -> dict[str, float]:
+    if not weights:
+        raise ValueError("at least one event type is required")
+    for name, weight in weights.items():
+        if not name or len(name) > 32 or weight != weight or abs(weight) == float("inf"):
+            raise ValueError(f"bad event type or weight: {name!r}={weight!r}")
+    return weights
+
+
+class Settings(BaseSettings):
+    """Every knob of the service; a bad value stops start-up naming the variable."""
+
+    model_config = SettingsConfigDict(env_prefix="APP_", extra="ignore", frozen=True)
+
+    database_url: str = "sqlite:///./var/interest-clusters.db"
+    embedding_model: str = "all-MiniLM-L6-v2"
+    clusters: int = Field(8, ge=2, le=1024)
+    profile_half_life_days: float = Field(30.0, gt=0)
+    event_weights: Annotated[dict[str, float], AfterValidator(_check_weights)] = Field(
+        default_factory=lambda: dict(DEFAULT_EVENT_WEIGHTS)
+    )
+    model_half_life: float = Field(50_000.0, ge=0)  # profile updates; 0 turns forgetting off
+    batch_size: int = Field(1024, ge=1, le=100_000)  # events per profile step, rows per train step
+    metrics_sample_size: int = Field(2000, ge=10)
+    api_keys: Annotated[dict[str, frozenset[str]], NoDecode] = Field(default_factory=dict)
+    worker: WorkerMode = WorkerMode.inline
+
+    max_events_per_request: int = Field(1000, ge=1, le=100_000)
+    max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+    min_users_first_fit: int = Field(3000, ge=2)
+    checkpoints_keep: int = Field(20, ge=1)
+    evaluate_interval_seconds: float = Field(60.0, gt=0)
+    poll_interval_seconds: float = Field(0.2, gt=0)
+    seed: int = 0
+    log_format: LogFormat = LogFormat.text
+    log_level: str = "INFO"
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _keys(cls, value: object) -> dict[str, frozenset[str]]:
+        return _parse_api_keys(value)
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        if value.upper() not in logging.getLevelNamesMapping():
+            raise ValueError("not a logging level")
+        return value.upper()
+
+    @property
+    def profile_half_life_seconds(self) -> float:
+        return self.profile_half_life_days * 86_400.0
+
+
+class SettingsError(SystemExit):
+    """Raised at start-up; the message names every bad `APP_*` variable."""
+
+
+def load_settings(**overrides: object) -> Settings:
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"APP_{'_'.join(str(p) for p in err['loc'][:1]).upper()}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise SettingsError(f"invalid settings: {problems}") from None
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return load_settings()

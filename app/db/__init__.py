@@ -1,0 +1,1 @@
+"""Database access: engine and sessions (`session`), the data model (`models`)."""

@@ -1,0 +1,42 @@
+"""POST /v1/events."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request, status
+from starlette.concurrency import run_in_threadpool
+
+from app.auth import require
+from app.body import openapi_body, parse_body, read_body
+from app.db.base import utcnow
+from app.dependencies import SettingsDep, WriteSession
+from app.event import service as event_service
+from app.event.schemas import EventBatch, IngestResult
+
+router = APIRouter(prefix="/v1", tags=["events"])
+
+
+@router.post(
+    "/events",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=IngestResult,
+    dependencies=[Depends(require("ingest"))],
+    openapi_extra=openapi_body(EventBatch),
+    responses={413: {"description": "Body too large"}, 422: {"description": "Invalid events"}},
+)
+async def post_events(
+    request: Request, settings: SettingsDep, session: WriteSession
+) -> IngestResult:
+    """Accept 1..N events; 202 means durable. One invalid event rejects the whole batch."""
+    now = utcnow()
+    raw = await read_body(request, settings.max_body_bytes)
+    context = {
+        "event_types": settings.event_weights,
+        "now": now,
+        "max_events": settings.max_events_per_request,
+    }
+
+    def validate_and_store() -> IngestResult:  # CPU and database work stay off the event loop
+        batch = parse_body(raw, EventBatch, context)
+        return event_service.ingest(session, events=batch.events, now=now)
+
+    return await run_in_threadpool(validate_and_store)

@@ -1,0 +1,83 @@
+"""Ingest contract. Checks that need settings or the clock read them from validation context."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Annotated
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+MAX_ID = 128
+MAX_TEXT = 4000
+MAX_FUTURE = timedelta(minutes=5)
+
+Id = Annotated[str, Field(min_length=1, max_length=MAX_ID)]
+Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT)]
+
+
+class EventIn(BaseModel):
+    """One interaction. `text`, else the item's catalogue text, is what gets embedded."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    event_id: Id | None = Field(
+        None, description="Idempotency key; a resent event_id is stored once."
+    )
+    user_id: Id
+    type: str = Field(description="One of the configured event types (APP_EVENT_WEIGHTS).")
+    item_id: Id | None = None
+    text: Text | None = Field(None, description="Required when there is no item_id.")
+    timestamp: AwareDatetime | None = Field(None, description="ISO-8601 with zone; default now.")
+    weight: float | None = Field(
+        None, allow_inf_nan=False, description="Overrides the type weight."
+    )
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, value: str, info: ValidationInfo) -> str:
+        types = (info.context or {}).get("event_types")
+        if types is not None and value not in types:
+            raise ValueError(f"unknown event type; expected one of {sorted(types)}")
+        return value
+
+    @field_validator("timestamp")
+    @classmethod
+    def _not_future(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
+        now = (info.context or {}).get("now")
+        if value is not None and now is not None and value > now + MAX_FUTURE:
+            raise ValueError("timestamp is more than 5 minutes in the future")
+        return value
+
+    @model_validator(mode="after")
+    def _has_content(self) -> EventIn:
+        if self.item_id is None and self.text is None:
+            raise ValueError("an event needs text or an item_id")
+        return self
+
+
+class EventBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    events: list[EventIn] = Field(min_length=1)
+
+    @field_validator("events", mode="before")
+    @classmethod
+    def _not_too_many(cls, value: object, info: ValidationInfo) -> object:
+        # Checked before the elements, so an oversized batch costs nothing to refuse.
+        limit = (info.context or {}).get("max_events")
+        if isinstance(value, list) and limit is not None and len(value) > limit:
+            raise ValueError(f"at most {limit} events per request")
+        return value
+
+
+class IngestResult(BaseModel):
+    accepted: int
+    duplicates: int

@@ -1,0 +1,35 @@
+"""Ingest: turn a validated batch into stored events, idempotently."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from app.event import repository as event_repository
+from app.event.schemas import EventIn, IngestResult
+
+
+def ingest(session: Session, *, events: list[EventIn], now: datetime) -> IngestResult:
+    """Store events with a new event_id; repeats (in this batch or before) are duplicates."""
+    rows, seen = [], set()
+    for event in events:
+        event_id = event.event_id or uuid.uuid4().hex
+        if event_id in seen:
+            continue
+        seen.add(event_id)
+        rows.append(
+            {
+                "event_id": event_id,
+                "user_id": event.user_id,
+                "type": event.type,
+                "item_id": event.item_id,
+                "text": event.text,
+                "weight": event.weight,
+                "occurred_at": event.timestamp or now,
+                "received_at": now,
+            }
+        )
+    accepted = event_repository.insert_new(session, rows)
+    return IngestResult(accepted=accepted, duplicates=len(events) - accepted)

@@ -1,0 +1,53 @@
+"""Liveness and readiness probes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.concurrency import run_in_threadpool
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+def healthz() -> dict[str, str]:
+    """The process is up."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", responses={503: {"description": "Not ready"}})
+async def readyz(request: Request) -> JSONResponse:
+    """Ready when the database answers and, with an in-process worker, its model is loaded."""
+    db = request.app.state.db
+
+    def ping() -> str:
+        try:
+            with db.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            return "ok"
+        except SQLAlchemyError as exc:
+            return f"unreachable: {type(exc.__cause__ or exc).__name__}"
+
+    checks: dict[str, Any] = {"database": await run_in_threadpool(ping)}
+    worker = getattr(request.app.state, "worker", None)
+    if worker is not None:
+        checks["embedding_model"] = "loaded" if worker.ready else "loading"
+    ready = checks["database"] == "ok" and checks.get("embedding_model", "loaded") == "loaded"
+    body = {"status": "ready" if ready else "not ready", "checks": checks}
+    if ready:
+        return JSONResponse(body)
+    return JSONResponse(
+        {
+            "type": "about:blank",
+            "title": "Service unavailable",
+            "status": 503,
+            "detail": "not ready: " + ", ".join(f"{k} {v}" for k, v in checks.items()),
+            **body,
+        },
+        status_code=503,
+        media_type="application/problem+json",
+    )

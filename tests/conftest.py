@@ -1,0 +1,106 @@
+"""Shared fixtures: a real database per test run, built by the migrations.
+
+Every test that takes `db` runs on a SQLite file and again on PostgreSQL when
+TEST_DATABASE_URL is set (CI sets it). Tables are emptied between tests.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+
+from app.config import Settings, load_settings
+from app.db.base import Base
+from app.db.migrate import upgrade
+from app.db.session import Database
+from app.main import create_app
+
+BACKENDS = ["sqlite", "postgresql"]
+
+
+def reset_postgres_schema(url: str) -> None:
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A migrated, empty database for the whole run, one per backend."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+    else:
+        url = os.environ.get("TEST_DATABASE_URL", "")
+        if not url:
+            pytest.skip("TEST_DATABASE_URL is not set")
+        reset_postgres_schema(url)
+    upgrade(url)
+    return url
+
+
+def empty_tables(database: Database) -> None:
+    names = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    with database.write() as session:
+        if database.engine.dialect.name == "postgresql":
+            session.execute(text(f"TRUNCATE {', '.join(names)} RESTART IDENTITY"))
+        else:
+            for name in names:
+                session.execute(text(f"DELETE FROM {name}"))
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Database]:
+    database = Database(database_url)
+    empty_tables(database)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def backend(database_url: str) -> str:
+    return "sqlite" if database_url.startswith("sqlite") else "postgresql"
+
+
+@pytest.fixture
+def make_settings(database_url: str) -> Callable[..., Settings]:
+    def make(**overrides: object) -> Settings:
+        values: dict[str, object] = {"database_url": database_url, "worker": "off", "api_keys": {}}
+        values.update(overrides)
+        return load_settings(**values)
+
+    return make
+
+
+@pytest.fixture
+def make_client(
+    db: Database, make_settings: Callable[..., Settings]
+) -> Iterator[Callable[..., TestClient]]:
+    """Start the real app (lifespan included) against the test database."""
+    clients: list[TestClient] = []
+
+    def make(**overrides: object) -> TestClient:
+        client = TestClient(create_app(make_settings(**overrides)), raise_server_exceptions=False)
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def client(make_client: Callable[..., TestClient]) -> TestClient:
+    return make_client()
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    return Path(__file__).resolve().parents[1]

@@ -1,0 +1,39 @@
+"""Liveness and readiness, including a database that is down."""
+
+from __future__ import annotations
+
+import socket
+
+from fastapi.testclient import TestClient
+
+from app.config import load_settings
+from app.main import create_app
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_ready_with_the_database_up(client):
+    assert client.get("/healthz").json() == {"status": "ok"}
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json()["checks"]["database"] == "ok"
+
+
+def test_not_ready_when_postgres_is_unreachable():
+    url = f"postgresql+psycopg://postgres@127.0.0.1:{closed_port()}/test"
+    app = create_app(load_settings(database_url=url, worker="off"))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        assert client.get("/healthz").status_code == 200
+        response = client.get("/readyz")
+        assert response.status_code == 503
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["checks"]["database"].startswith("unreachable")
+        ingest = client.post(
+            "/v1/events", json={"events": [{"user_id": "u", "type": "view", "text": "t"}]}
+        )
+        assert ingest.status_code == 503
+        assert "Traceback" not in ingest.text
