@@ -17,6 +17,19 @@ def _serve(args: argparse.Namespace) -> None:
     uvicorn.run(create_app(get_settings()), host=args.host, port=args.port, log_config=None)
 
 
+def _worker(_: argparse.Namespace) -> None:
+    import signal
+
+    from app.db.session import Database
+    from app.worker.loop import Worker
+
+    settings = get_settings()
+    worker = Worker(settings, Database(settings.database_url))
+    signal.signal(signal.SIGTERM, lambda *_: worker.stop())
+    signal.signal(signal.SIGINT, lambda *_: worker.stop())
+    worker.run()
+
+
 def _migrate(_: argparse.Namespace) -> None:
     from app.db.migrate import upgrade
 
@@ -31,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.set_defaults(run=_serve)
+    commands.add_parser(
+        "worker", help="run a worker: fold profiles; train when leader"
+    ).set_defaults(run=_worker)
     commands.add_parser("migrate", help="upgrade the database schema (idempotent)").set_defaults(
         run=_migrate
     )

@@ -8,12 +8,17 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from app.config import Settings, get_settings
+from app.clustering.current import ModelCache
+from app.clustering.router import router as clustering_router
+from app.config import Settings, WorkerMode, get_settings
 from app.db.session import Database
 from app.errors import install_error_handlers
 from app.event.router import router as event_router
 from app.health.router import router as health_router
 from app.item.router import router as item_router
+from app.stats.router import router as stats_router
+from app.user.router import router as user_router
+from app.worker.loop import Worker
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +34,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "Set APP_API_KEYS=key:scope+scope,... before exposing it."
             )
         app.state.db = Database(settings.database_url)
+        app.state.models = ModelCache()
+        app.state.worker = None
+        if settings.worker is WorkerMode.inline:
+            app.state.worker = Worker(settings, app.state.db)
+            thread = app.state.worker.start_thread()
         try:
             yield
         finally:
+            if app.state.worker is not None:
+                app.state.worker.stop()
+                thread.join(timeout=30)
             app.state.db.dispose()
 
     app = FastAPI(
@@ -42,6 +55,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
-    for router in (health_router, event_router, item_router):
+    for router in (
+        health_router,
+        event_router,
+        item_router,
+        user_router,
+        clustering_router,
+        stats_router,
+    ):
         app.include_router(router)
     return app

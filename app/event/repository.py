@@ -45,12 +45,12 @@ def pending_counts(session: Session) -> dict[str, int]:
     }
 
 
-def oldest_pending_received_at(session: Session) -> datetime | None:
+def oldest_processable_received_at(session: Session) -> datetime | None:
+    """When the oldest unapplied event that is not waiting for its item arrived."""
     return session.scalar(
-        select(func.min(Event.received_at)).where(
-            Event.applied_at.is_(None),
-            Event.text.is_not(None) | Event.item_id.in_(select(Item.item_id)),
-        )
+        select(func.min(Event.received_at))
+        .outerjoin(Item, Item.item_id == Event.item_id)
+        .where(Event.applied_at.is_(None), Event.text.is_not(None) | Item.text.is_not(None))
     )
 
 

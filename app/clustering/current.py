@@ -1,0 +1,44 @@
+"""The latest committed centers, cached per version, for queries. Reads never block training."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy.orm import Session
+
+from app.clustering import repository as clustering_repository
+
+
+@dataclass(frozen=True)
+class CurrentModel:
+    version: int
+    centers: np.ndarray  # (k, d) float64
+    trained_at: object
+
+
+class ModelCache:
+    """Checks the latest version on every call (one indexed query); reloads only when it moved."""
+
+    def __init__(self) -> None:
+        self._current: CurrentModel | None = None
+        self._lock = threading.Lock()
+
+    def get(self, session: Session) -> CurrentModel | None:
+        version = clustering_repository.latest_version(session)
+        if version is None:
+            return None
+        current = self._current
+        if current is not None and current.version == version:
+            return current
+        row = clustering_repository.get_checkpoint(session, version)
+        if row is None:  # pruned between the two reads: the next call sees the newer one
+            return current
+        shape = (row.n_clusters, row.n_features)
+        centers = np.frombuffer(row.centers, dtype=row.meta["centers"]["dtype"]).reshape(shape)
+        loaded = CurrentModel(version=row.version, centers=centers, trained_at=row.created_at)
+        with self._lock:
+            if self._current is None or self._current.version < loaded.version:
+                self._current = loaded
+        return loaded

@@ -1,0 +1,111 @@
+"""The evaluate stage: a quality snapshot of the current model, with cluster explanations."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.clustering import repository as clustering_repository
+from app.clustering.labels import cluster_keywords, representative_items
+from app.clustering.metrics import compute_quality
+from app.clustering.model import OnlineKMeans
+from app.clustering.vectors import unit_rows
+from app.config import Settings
+from app.db.base import utcnow
+from app.db.models import ClusterMetrics, Event, Item
+from app.db.session import Database
+from app.embedding import cache as embedding_cache
+from app.embedding.embedder import text_hash
+
+RECENT_EVENTS = 20_000  # the texts that label clusters: the newest applied events
+KEYWORDS = 8
+ITEMS = 5
+
+
+def evaluate(
+    db: Database,
+    model: OnlineKMeans,
+    *,
+    version: int,
+    settings: Settings,
+    embedding_model: str,
+    previous: dict[str, int] | None = None,
+) -> tuple[ClusterMetrics, dict[str, int]]:
+    """Store a snapshot for `version`; returns it and the user -> cluster map it saw."""
+    with db.read() as session:
+        rows = clustering_repository.profile_sample(session, settings.metrics_max_users)
+        X, kept = unit_rows([blob for _, blob in rows], model.n_features)
+        user_ids = [rows[i][0] for i in kept]
+        quality = compute_quality(
+            X, model, sample_size=settings.metrics_sample_size, seed=settings.seed
+        )
+        labels = model.predict(X) if len(X) else np.empty(0, dtype=np.int64)
+        assignment = dict(zip(user_ids, (int(c) for c in labels), strict=True))
+        clusters = explain(session, model, assignment, embedding_model=embedding_model)
+    for entry in clusters:
+        entry["size"] = quality["sizes"][entry["cluster_id"]]
+    changed = None
+    if previous:
+        common = [u for u in assignment if u in previous]
+        if common:
+            changed = sum(assignment[u] != previous[u] for u in common) / len(common)
+    snapshot = ClusterMetrics(
+        model_version=version,
+        computed_at=utcnow(),
+        changed_share=changed,
+        clusters=clusters,
+        **quality,
+    )
+    with db.write() as session:
+        clustering_repository.add_metrics(session, snapshot)
+    return snapshot, assignment
+
+
+def explain(
+    session: Session, model: OnlineKMeans, assignment: dict[str, int], *, embedding_model: str
+) -> list[dict[str, Any]]:
+    """Per cluster: c-TF-IDF keywords over members' recent event texts, and the items nearest
+    the centroid among those members interacted with."""
+    recent = session.execute(
+        select(Event.user_id, Event.item_id, func.coalesce(Event.text, Item.text))
+        .outerjoin(Item, Item.item_id == Event.item_id)
+        .where(Event.applied_at.is_not(None))
+        .order_by(Event.id.desc())
+        .limit(RECENT_EVENTS)
+    ).tuples()
+    texts: dict[int, list[str]] = defaultdict(list)
+    items: dict[int, dict[str, str]] = defaultdict(dict)
+    for user_id, item_id, text in recent:
+        cluster = assignment.get(user_id)
+        if cluster is None or text is None:
+            continue
+        texts[cluster].append(text)
+        if item_id is not None:
+            items[cluster][item_id] = text
+    keywords = cluster_keywords(
+        {c: texts.get(c, []) for c in range(model.n_clusters)}, top_n=KEYWORDS
+    )
+    all_items = {i: t for per_cluster in items.values() for i, t in per_cluster.items()}
+    vectors = embedding_cache.lookup(
+        session, embedding_model, [text_hash(t) for t in all_items.values()]
+    )
+    result = []
+    for cluster in range(model.n_clusters):
+        candidates = [i for i, t in items.get(cluster, {}).items() if text_hash(t) in vectors]
+        nearest: list[str] = []
+        if candidates:
+            matrix = np.stack([vectors[text_hash(all_items[i])] for i in candidates])
+            nearest = representative_items(model.centers[cluster], candidates, matrix, top_n=ITEMS)
+        result.append(
+            {
+                "cluster_id": cluster,
+                "size": 0,
+                "keywords": keywords.get(cluster, []),
+                "representative_items": [{"item_id": i, "text": all_items[i]} for i in nearest],
+            }
+        )
+    return result

@@ -1,0 +1,159 @@
+"""The train stage: partial_fit changed profiles, commit each step as a checkpoint version."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from app.clustering import repository as clustering_repository
+from app.clustering.checkpoint import CheckpointState, dump_state, load_state
+from app.clustering.model import OnlineKMeans
+from app.clustering.vectors import unit_rows
+from app.config import Settings
+from app.db.base import utcnow
+from app.db.models import ModelCheckpoint
+from app.db.session import Database
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    rows: int = 0  # profiles consumed
+    version: int | None = None  # the checkpoint committed, if any
+    seconds: float = 0.0
+
+
+class Trainer:
+    """The leader's in-memory model; always equal to the latest committed checkpoint."""
+
+    def __init__(self, settings: Settings, *, embedding_model: str, dim: int) -> None:
+        self.settings = settings
+        self.embedding_model = embedding_model
+        self.dim = dim
+        self.model = self._new_model(settings.clusters)
+        self.version = 0
+        self.generation = 1
+
+    def _new_model(self, clusters: int) -> OnlineKMeans:
+        s = self.settings
+        return OnlineKMeans(
+            n_clusters=clusters,
+            n_features=self.dim,
+            half_life=s.model_half_life or None,
+            batch_size=max(s.batch_size, clusters),
+            seed=s.seed,
+        )
+
+    def restore(self, db: Database) -> None:
+        """Resume from the latest checkpoint (or start fresh when there is none)."""
+        with db.read() as session:
+            row = clustering_repository.latest_checkpoint(session)
+        if row is None:
+            self.model, self.version, self.generation = (
+                self._new_model(self.settings.clusters),
+                0,
+                1,
+            )
+            return
+        state = CheckpointState(meta=row.meta, centers=row.centers, counts=row.counts)
+        self.model = load_state(state, embedding_model=self.embedding_model, n_features=self.dim)
+        self.version, self.generation = row.version, row.generation
+        log.info("restored model version %d (generation %d)", row.version, row.generation)
+
+    def step(self, db: Database) -> TrainResult:
+        """One partial_fit over profiles changed since they were last trained on."""
+        started = time.perf_counter()
+        try:
+            result = self._step(db)
+        except Exception:
+            self.restore(db)  # the in-memory model may be ahead of what was committed
+            raise
+        return TrainResult(result.rows, result.version, time.perf_counter() - started)
+
+    def _step(self, db: Database) -> TrainResult:
+        s = self.settings
+        with db.write() as session:
+            limit = s.batch_size
+            if not self.model.fitted:
+                if clustering_repository.count_untrained(session) < s.min_users_first_fit:
+                    return TrainResult()
+                limit = max(s.batch_size, s.min_users_first_fit)
+            rows = clustering_repository.untrained_profiles(session, limit)
+            X, kept = unit_rows([blob for _, blob, _ in rows], self.dim)
+            if not self.model.fitted and len(X) < self.model.n_clusters:
+                return TrainResult()
+            version = None
+            if len(X):
+                self.model.partial_fit(X)
+                version = self.version + 1
+                self._commit_version(session, version, len(X))
+                distances = self.model.distances(X)
+                labels = distances.argmin(axis=1)
+                now = utcnow()
+                clustering_repository.add_history(
+                    session,
+                    [
+                        {
+                            "user_id": rows[i][0],
+                            "model_version": version,
+                            "cluster_id": int(c),
+                            "distance": float(distances[j, c]),
+                            "assigned_at": now,
+                        }
+                        for j, (i, c) in enumerate(zip(kept, labels, strict=True))
+                    ],
+                )
+            clustering_repository.mark_trained(session, [(u, v) for u, _, v in rows])
+        if version is not None:
+            self.version = version
+        return TrainResult(rows=len(rows), version=version)
+
+    def _commit_version(self, session, version: int, rows: int) -> None:  # type: ignore[no-untyped-def]
+        state = dump_state(self.model, embedding_model=self.embedding_model)
+        checkpoint = ModelCheckpoint(
+            version=version,
+            generation=self.generation,
+            embedding_model=self.embedding_model,
+            n_features=self.dim,
+            n_clusters=self.model.n_clusters,
+            meta=state.meta,
+            centers=state.centers,
+            counts=state.counts,
+            trained_rows=rows,
+            created_at=utcnow(),
+        )
+        clustering_repository.add_checkpoint(
+            session, checkpoint, keep=self.settings.checkpoints_keep
+        )
+
+    def recluster(self, db: Database, *, clusters: int) -> int:
+        """A new generation trained from all current profiles, swapped in as one new version."""
+        model = self._new_model(clusters)
+        with db.write() as session:
+            ids, X = _all_unit_profiles(session, self.dim)
+            if len(X) < clusters:
+                raise ValueError(f"need at least {clusters} users with profiles, have {len(X)}")
+            for start in range(0, len(X), max(self.settings.batch_size, clusters)):
+                chunk = X[start : start + max(self.settings.batch_size, clusters)]
+                if len(chunk) >= clusters or model.fitted:
+                    model.partial_fit(chunk)
+            previous, self.model = self.model, model
+            try:
+                self.generation += 1
+                version = (clustering_repository.latest_version(session) or 0) + 1
+                self._commit_version(session, version, len(X))
+            except Exception:
+                self.model, self.generation = previous, self.generation - 1
+                raise
+        self.version = version
+        return version
+
+
+def _all_unit_profiles(session, dim: int) -> tuple[list[str], np.ndarray]:  # type: ignore[no-untyped-def]
+    rows = clustering_repository.profile_sample(session, limit=10**9)
+    X, kept = unit_rows([blob for _, blob in rows], dim)
+    return [rows[i][0] for i in kept], X

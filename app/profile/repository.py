@@ -1,0 +1,95 @@
+"""All SQL about user profiles and the event work queue they are folded from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, delete, func, select, update
+from sqlalchemy.orm import Session
+
+from app.db.models import Event, Item, UserProfile
+from app.db.session import dialect_insert
+
+
+@dataclass(frozen=True)
+class PendingEvent:
+    id: int
+    user_id: str
+    type: str
+    weight: float | None
+    occurred_at: datetime
+    text: str  # the event's own text, else its item's
+
+
+def _pending_query(limit: int):  # type: ignore[no-untyped-def]
+    # Events whose item has no text yet are left out: they wait (counted as waiting_for_item).
+    return (
+        select(
+            Event.id,
+            Event.user_id,
+            Event.type,
+            Event.weight,
+            Event.occurred_at,
+            func.coalesce(Event.text, Item.text),
+        )
+        .outerjoin(Item, Item.item_id == Event.item_id)
+        .where(Event.applied_at.is_(None), (Event.text.is_not(None)) | (Item.text.is_not(None)))
+        .order_by(Event.id)
+        .limit(limit)
+    )
+
+
+def _as_pending(rows: list[Row[Any]]) -> list[PendingEvent]:
+    return [PendingEvent(*row) for row in rows]
+
+
+def peek_pending(session: Session, limit: int) -> list[PendingEvent]:
+    """The next processable events, without locking them."""
+    return _as_pending(list(session.execute(_pending_query(limit)).all()))
+
+
+def claim_pending(session: Session, limit: int) -> list[PendingEvent]:
+    """Lock the next processable events; other workers skip them (PostgreSQL SKIP LOCKED)."""
+    query = _pending_query(limit).with_for_update(of=Event, skip_locked=True)
+    return _as_pending(list(session.execute(query).all()))
+
+
+def mark_applied(session: Session, event_ids: list[int], *, now: datetime) -> None:
+    for start in range(0, len(event_ids), 1000):
+        session.execute(
+            update(Event)
+            .where(Event.id.in_(event_ids[start : start + 1000]))
+            .values(applied_at=now)
+        )
+
+
+def lock_profiles(
+    session: Session, user_ids: list[str], *, model_id: str, placeholder: dict[str, Any]
+) -> dict[str, UserProfile]:
+    """Create missing profiles, then lock all of them, in user_id order (no deadlocks)."""
+    ordered = sorted(set(user_ids))
+    session.execute(
+        dialect_insert(session, UserProfile).on_conflict_do_nothing(index_elements=["user_id"]),
+        [{"user_id": u, "model_id": model_id, **placeholder} for u in ordered],
+    )
+    profiles = session.scalars(
+        select(UserProfile)
+        .where(UserProfile.user_id.in_(ordered))
+        .order_by(UserProfile.user_id)
+        .with_for_update()
+    ).all()
+    return {p.user_id: p for p in profiles}
+
+
+def get(session: Session, user_id: str) -> UserProfile | None:
+    return session.get(UserProfile, user_id)
+
+
+def count(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(UserProfile)) or 0
+
+
+def delete_user(session: Session, user_id: str) -> int:
+    return session.execute(delete(UserProfile).where(UserProfile.user_id == user_id)).rowcount

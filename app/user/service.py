@@ -1,0 +1,97 @@
+"""Which cluster is a user in right now, how sure, and since when; erasure."""
+
+from __future__ import annotations
+
+import numpy as np
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.clustering import repository as clustering_repository
+from app.clustering.current import ModelCache
+from app.clustering.vectors import unit_rows
+from app.db.models import Event
+from app.errors import NotFound
+from app.event import repository as event_repository
+from app.profile import repository as profile_repository
+from app.user.schemas import Alternative, Assignment, Erased, ProfileInfo, UserCluster, UserHistory
+
+ALTERNATIVES = 3
+
+
+def current_cluster(session: Session, *, user_id: str, models: ModelCache) -> UserCluster:
+    """The user's cluster against the latest committed model version."""
+    profile = profile_repository.get(session, user_id)
+    pending = (
+        session.scalar(
+            select(func.count()).where(Event.user_id == user_id, Event.applied_at.is_(None))
+        )
+        or 0
+    )
+    if profile is None and not pending:
+        raise NotFound(f"no events for user {user_id!r}")
+    info = ProfileInfo(
+        events=profile.event_count if profile else 0,
+        pending_events=pending,
+        last_event_at=profile.last_event_at if profile else None,
+        updated_at=profile.updated_at if profile else None,
+    )
+    answer = UserCluster(
+        user_id=user_id,
+        status="pending",
+        cluster_id=None,
+        distance=None,
+        confidence=None,
+        alternatives=[],
+        model_version=None,
+        profile=info,
+    )
+    model = models.get(session)
+    if model is None or profile is None:
+        return answer
+    answer.model_version = model.version
+    vectors, _ = unit_rows([profile.vector_sum], model.centers.shape[1])
+    if not len(vectors):
+        return answer  # likes and dislikes cancelled out: no direction to place
+    distances = np.linalg.norm(model.centers - vectors[0].astype(np.float64), axis=1)
+    order = np.argsort(distances, kind="stable")
+    nearest = float(distances[order[0]])
+    second = float(distances[order[1]]) if len(order) > 1 else nearest
+    answer.status, answer.cluster_id, answer.distance = "assigned", int(order[0]), nearest
+    answer.confidence = 1.0 - nearest / second if second > 0 else 1.0
+    answer.alternatives = [
+        Alternative(cluster_id=int(c), distance=float(distances[c]))
+        for c in order[1 : 1 + ALTERNATIVES]
+    ]
+    return answer
+
+
+def history(session: Session, *, user_id: str) -> UserHistory:
+    rows = clustering_repository.user_history(session, user_id)
+    if (
+        not rows
+        and profile_repository.get(session, user_id) is None
+        and not event_repository.user_has_events(session, user_id)
+    ):
+        raise NotFound(f"no events for user {user_id!r}")
+    return UserHistory(
+        user_id=user_id,
+        assignments=[
+            Assignment(
+                model_version=r.model_version,
+                cluster_id=r.cluster_id,
+                distance=r.distance,
+                assigned_at=r.assigned_at,
+            )
+            for r in rows
+        ],
+    )
+
+
+def erase(session: Session, *, user_id: str) -> Erased:
+    """Delete every trace of the user: events first, so a worker mid-fold finishes before."""
+    events = event_repository.delete_user_events(session, user_id)
+    profile = profile_repository.delete_user(session, user_id)
+    history_rows = clustering_repository.delete_user_history(session, user_id)
+    if not (events or profile or history_rows):
+        raise NotFound(f"no data for user {user_id!r}")
+    return Erased(user_id=user_id, events=events, profile=profile, history=history_rows)

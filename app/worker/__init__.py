@@ -1,0 +1,1 @@
+"""The worker: claim -> embed -> fold -> (leader only) train -> checkpoint -> evaluate."""

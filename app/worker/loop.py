@@ -1,0 +1,104 @@
+"""The worker loop. Every process folds profiles; the one holding the leader lock also trains."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from app.clustering.evaluation import evaluate
+from app.clustering.trainer import Trainer
+from app.config import Settings
+from app.db.session import Database
+from app.embedding.embedder import Embedder, load_embedder
+from app.profile import service as profile_service
+from app.worker.leader import LeaderLock
+
+log = logging.getLogger(__name__)
+
+
+class Worker:
+    def __init__(self, settings: Settings, db: Database) -> None:
+        self.settings = settings
+        self.db = db
+        self.embedder: Embedder | None = None
+        self.trainer: Trainer | None = None
+        self.leader = LeaderLock(db)
+        self.stop_event = threading.Event()
+        self._evaluated_version = 0
+        self._evaluated_at = 0.0
+        self._last_assignment: dict[str, int] | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.embedder is not None
+
+    def run(self) -> None:
+        """Loop until stopped; errors are logged and retried, never fatal."""
+        self.embedder = load_embedder(self.settings.embedding_model)
+        log.info("worker ready: %s (%d-d)", self.embedder.model_id, self.embedder.dim)
+        try:
+            while not self.stop_event.is_set():
+                try:
+                    busy = self.run_once()
+                except Exception:
+                    log.exception("worker step failed; retrying")
+                    busy = False
+                if not busy:
+                    self.stop_event.wait(self.settings.poll_interval_seconds)
+        finally:
+            self.leader.release()
+
+    def run_once(self) -> bool:
+        """One round: a profile step, then (when leader) a train step and a due evaluation."""
+        assert self.embedder is not None
+        applied = profile_service.apply_pending(self.db, self.embedder, self.settings).applied
+        trained = 0
+        if self._lead():
+            assert self.trainer is not None
+            trained = self.trainer.step(self.db).rows
+            self._evaluate_if_due()
+        return bool(applied or trained)
+
+    def _lead(self) -> bool:
+        if self.trainer is not None and not self.leader.still_held():
+            log.warning("lost the trainer lock; standing by")
+            self.trainer = None
+        if self.trainer is None and self.leader.try_acquire():
+            assert self.embedder is not None
+            trainer = Trainer(
+                self.settings, embedding_model=self.embedder.model_id, dim=self.embedder.dim
+            )
+            trainer.restore(self.db)
+            self.trainer = trainer
+            log.info("this worker is now the trainer (model version %d)", trainer.version)
+        return self.trainer is not None
+
+    def _evaluate_if_due(self) -> None:
+        trainer = self.trainer
+        assert trainer is not None and self.embedder is not None
+        if trainer.version <= self._evaluated_version:
+            return
+        first = self._evaluated_version == 0
+        if (
+            not first
+            and time.monotonic() - self._evaluated_at < self.settings.evaluate_interval_seconds
+        ):
+            return
+        _, self._last_assignment = evaluate(
+            self.db,
+            trainer.model,
+            version=trainer.version,
+            settings=self.settings,
+            embedding_model=self.embedder.model_id,
+            previous=self._last_assignment,
+        )
+        self._evaluated_version, self._evaluated_at = trainer.version, time.monotonic()
+
+    def start_thread(self) -> threading.Thread:
+        thread = threading.Thread(target=self.run, name="worker", daemon=True)
+        thread.start()
+        return thread
+
+    def stop(self) -> None:
+        self.stop_event.set()
