@@ -1,0 +1,1 @@
+"""Interest profiles: the decayed-sum math and its storage."""

@@ -1,0 +1,103 @@
+"""Order-free, time-decayed interest profile sums (pure numpy, no I/O)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# Below this norm a sum is treated as "no preference": like + dislike of the same text cancel
+# to exactly 0 or to rounding noise (~1e-16), far below any real sum (the newest event alone
+# contributes |w| * ||e|| = |w| at ref_time).
+MIN_NORM = 1e-9
+
+
+@dataclass(frozen=True, eq=False)
+class ProfileSum:
+    """Decayed sum S_u of weighted event embeddings, valued at ref_time."""
+
+    vector_sum: np.ndarray  # float64 (dim,); float64 so folding order changes only the last bits
+    ref_time: float  # epoch seconds: the newest event time folded so far
+
+    def __post_init__(self) -> None:
+        v = np.array(self.vector_sum, dtype=np.float64)  # own copy: frozen means frozen
+        if v.ndim != 1 or not np.all(np.isfinite(v)):
+            raise ValueError("vector_sum must be a finite 1-D array")
+        if not np.isfinite(self.ref_time):
+            raise ValueError("ref_time must be finite")
+        v.flags.writeable = False
+        object.__setattr__(self, "vector_sum", v)
+        object.__setattr__(self, "ref_time", float(self.ref_time))
+
+
+def rebase(p: ProfileSum, ref_time: float, *, half_life_seconds: float) -> ProfileSum:
+    """Value the same sum at another reference time (scales by 2^(-(new - old)/H))."""
+    _check_half_life(half_life_seconds)
+    scale = np.exp2(-(ref_time - p.ref_time) / half_life_seconds)
+    return ProfileSum(vector_sum=p.vector_sum * scale, ref_time=ref_time)
+
+
+def fold(
+    current: ProfileSum | None,
+    *,
+    times: np.ndarray,
+    weights: np.ndarray,
+    vectors: np.ndarray,
+    half_life_seconds: float,
+) -> ProfileSum:
+    """Add weighted events to a profile sum, rebasing to the newest time seen."""
+    _check_half_life(half_life_seconds)
+    t = np.asarray(times, dtype=np.float64).reshape(-1)
+    w = np.asarray(weights, dtype=np.float64).reshape(-1)
+    e = np.asarray(vectors, dtype=np.float64)
+    if e.ndim != 2 or e.shape[0] != t.shape[0] or w.shape != t.shape:
+        raise ValueError(
+            f"times {t.shape}, weights {w.shape} and vectors {e.shape} must describe n events"
+        )
+    if not (np.all(np.isfinite(t)) and np.all(np.isfinite(w)) and np.all(np.isfinite(e))):
+        raise ValueError("times, weights and vectors must be finite")
+    if current is not None and e.shape[1] != current.vector_sum.shape[0]:
+        raise ValueError(
+            f"vectors have dim {e.shape[1]}, profile has {current.vector_sum.shape[0]}"
+        )
+    if t.size == 0:
+        if current is None:
+            raise ValueError("cannot start a profile from zero events")
+        return current
+    new_ref = float(t.max())
+    if current is not None:
+        new_ref = max(new_ref, current.ref_time)
+    # Every exponent is <= 0, so nothing overflows; very old terms underflow to 0, as they should.
+    coeffs = w * np.exp2(-(new_ref - t) / half_life_seconds)
+    total = coeffs @ e
+    if current is not None:
+        total += current.vector_sum * np.exp2(-(new_ref - current.ref_time) / half_life_seconds)
+    return ProfileSum(vector_sum=total, ref_time=new_ref)
+
+
+def profile_vector(p: ProfileSum, *, min_norm: float = MIN_NORM) -> np.ndarray | None:
+    """Unit float32 profile vector S/||S||, or None when the sum is (near) zero."""
+    norm = float(np.linalg.norm(p.vector_sum))
+    if not norm > min_norm:
+        return None
+    return (p.vector_sum / norm).astype(np.float32)
+
+
+def encode_sum(p: ProfileSum) -> bytes:
+    """Serialise the vector sum as raw little-endian float64 (ref_time is stored beside it)."""
+    return p.vector_sum.astype("<f8", copy=False).tobytes()
+
+
+def decode_sum(b: bytes, dim: int) -> np.ndarray:
+    """Parse bytes from encode_sum, checking length and finiteness."""
+    if dim <= 0 or len(b) != 8 * dim:
+        raise ValueError(f"profile sum has {len(b)} bytes, expected {8 * dim} for dim {dim}")
+    v = np.frombuffer(b, dtype="<f8").astype(np.float64)
+    if not np.all(np.isfinite(v)):
+        raise ValueError("profile sum contains non-finite values")
+    return v
+
+
+def _check_half_life(half_life_seconds: float) -> None:
+    if not (np.isfinite(half_life_seconds) and half_life_seconds > 0):
+        raise ValueError(f"half_life_seconds must be a positive number, got {half_life_seconds!r}")
