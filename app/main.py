@@ -16,6 +16,7 @@ from app.errors import install_error_handlers
 from app.event.router import router as event_router
 from app.health.router import router as health_router
 from app.item.router import router as item_router
+from app.observability import install_observability
 from app.stats.router import router as stats_router
 from app.user.router import router as user_router
 from app.worker.loop import Worker
@@ -64,4 +65,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         stats_router,
     ):
         app.include_router(router)
+    install_observability(app)
     return app

@@ -11,6 +11,7 @@ from app.clustering.trainer import Trainer
 from app.config import Settings
 from app.db.session import Database
 from app.embedding.embedder import Embedder, load_embedder
+from app.observability import metrics
 from app.profile import service as profile_service
 from app.worker.leader import LeaderLock
 
@@ -52,13 +53,20 @@ class Worker:
     def run_once(self) -> bool:
         """One round: a profile step, then (when leader) a train step and a due evaluation."""
         assert self.embedder is not None
-        applied = profile_service.apply_pending(self.db, self.embedder, self.settings).applied
+        step = profile_service.apply_pending(self.db, self.embedder, self.settings)
+        metrics.record_profile_step(
+            applied=step.applied, encoded=step.encoded, encode_seconds=step.encode_seconds
+        )
         trained = 0
-        if self._lead():
+        leading = self._lead()
+        metrics.IS_TRAINER.set(int(leading))
+        if leading:
             assert self.trainer is not None
-            trained = self.trainer.step(self.db).rows
+            result = self.trainer.step(self.db)
+            metrics.record_train_step(rows=result.rows, seconds=result.seconds)
+            trained = result.rows
             self._evaluate_if_due()
-        return bool(applied or trained)
+        return bool(step.applied or trained)
 
     def _lead(self) -> bool:
         if self.trainer is not None and not self.leader.still_held():
