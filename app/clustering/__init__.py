@@ -1,0 +1,1 @@
+"""Online clustering of user interest vectors: model, checkpoint codec, metrics, labels."""
