@@ -1,66 +1,194 @@
-"""Entry points: `python -m app serve | worker | migrate | ...`."""
+"""Entry points: `python -m app serve | worker | migrate | import | checkpoint | recluster`."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
+from pathlib import Path
 
-from app.config import SettingsError, get_settings
+from app.config import Settings, SettingsError, load_settings
+from app.observability import configure_logging
+
+log = logging.getLogger(__name__)
 
 
-def _serve(args: argparse.Namespace) -> None:
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from app.main import create_app
 
-    uvicorn.run(create_app(get_settings()), host=args.host, port=args.port, log_config=None)
+    # Our logging setup stays in charge; the access line comes from app.access, with request id.
+    uvicorn.run(
+        create_app(settings), host=args.host, port=args.port, log_config=None, access_log=False
+    )
+    return 0
 
 
-def _worker(_: argparse.Namespace) -> None:
+def _worker(args: argparse.Namespace, settings: Settings) -> int:
     import signal
 
     from app.db.session import Database
     from app.worker.loop import Worker
 
-    settings = get_settings()
+    if args.metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        # A worker's cache, encode and train metrics live in its own process: serve them here.
+        start_http_server(args.metrics_port, addr=args.metrics_host)
+        log.info("worker metrics on http://%s:%d/metrics", args.metrics_host, args.metrics_port)
     worker = Worker(settings, Database(settings.database_url))
     signal.signal(signal.SIGTERM, lambda *_: worker.stop())
     signal.signal(signal.SIGINT, lambda *_: worker.stop())
     worker.run()
+    return 0
 
 
-def _migrate(_: argparse.Namespace) -> None:
+def _migrate(_: argparse.Namespace, settings: Settings) -> int:
     from app.db.migrate import upgrade
 
-    upgrade(get_settings().database_url)
+    upgrade(settings.database_url)
     print("database schema is up to date")
+    return 0
+
+
+def _import(args: argparse.Namespace, settings: Settings) -> int:
+    from app.db.session import Database
+    from app.importer import format_rejections, import_file
+
+    db = Database(settings.database_url)
+    try:
+        summary = import_file(
+            args.file,
+            db=db,
+            settings=settings,
+            fmt=args.format,
+            batch_size=args.batch_size,
+            progress=not args.quiet,
+        )
+    except (OSError, ValueError) as exc:
+        print(f"import failed: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        db.dispose()
+    print(f"{args.file}: {summary.describe()}")
+    if summary.rejected:
+        print(format_rejections(summary.rejected), file=sys.stderr)
+        return 1
+    return 0
+
+
+def _checkpoint(args: argparse.Namespace, settings: Settings) -> int:
+    from app import checkpoints
+    from app.db.session import Database
+
+    db = Database(settings.database_url)
+    try:
+        if args.action == "list":
+            print(checkpoints.format_list(checkpoints.list_rows(db)))
+            return 0
+        summary = checkpoints.show(db, args.version)
+    finally:
+        db.dispose()
+    if summary is None:
+        print(f"no checkpoint with version {args.version}", file=sys.stderr)
+        return 1
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _recluster(args: argparse.Namespace, settings: Settings) -> int:
+    from app import checkpoints
+    from app.db.session import Database
+
+    if not 2 <= args.k <= 1024:
+        print("recluster failed: --k must be between 2 and 1024", file=sys.stderr)
+        return 2
+    db = Database(settings.database_url)
+    try:
+        version = checkpoints.recluster(db, settings, clusters=args.k)
+    except ValueError as exc:
+        print(f"recluster failed: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        db.dispose()
+    print(f"model version {version}: a new generation with {args.k} clusters is live")
+    return 0
+
+
+IMPORT_HELP = """\
+Load events and/or items from CSV (a header row names the columns) or JSON Lines (one object
+per line). Columns/keys are those of the API: events have user_id, type, item_id, text,
+timestamp, weight, event_id; items have item_id and text. An optional `kind` column says
+`event` or `item`; without it, a row with user_id or type is an event, else an item.
+Every row is validated exactly as POST /v1/events and POST /v1/items validate it. Valid rows
+are stored (in batches, one transaction each) even when other rows are bad; bad rows are
+listed by line number and the command exits with status 1. Events are idempotent by
+event_id: fix the bad lines and import the file again to store only what is missing
+(events without an event_id get a fresh one, so they are stored again on every import).
+"""
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return number
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m app", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
+
     serve = commands.add_parser("serve", help="run the HTTP API (and the inline worker)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.set_defaults(run=_serve)
-    commands.add_parser(
-        "worker", help="run a worker: fold profiles; train when leader"
-    ).set_defaults(run=_worker)
+
+    worker = commands.add_parser("worker", help="run a worker: fold profiles; train when leader")
+    worker.add_argument("--metrics-port", type=int, help="serve this process's /metrics here")
+    worker.add_argument("--metrics-host", default="0.0.0.0")
+    worker.set_defaults(run=_worker)
+
     commands.add_parser("migrate", help="upgrade the database schema (idempotent)").set_defaults(
         run=_migrate
     )
+
+    load = commands.add_parser(
+        "import",
+        help="bulk-load events/items from CSV or JSON Lines",
+        description=IMPORT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    load.add_argument("file", type=Path)
+    load.add_argument("--format", choices=["csv", "jsonl"], help="default: from the extension")
+    load.add_argument("--batch-size", type=_positive, help="rows per transaction (default: the API's)")
+    load.add_argument("--quiet", action="store_true", help="no progress bar")
+    load.set_defaults(run=_import)
+
+    checkpoint = commands.add_parser("checkpoint", help="inspect stored model checkpoints")
+    actions = checkpoint.add_subparsers(dest="action", required=True)
+    actions.add_parser("list", help="every stored version").set_defaults(run=_checkpoint)
+    show = actions.add_parser("show", help="one version's summary (no arrays)")
+    show.add_argument("version", type=int)
+    show.set_defaults(run=_checkpoint)
+
+    recluster = commands.add_parser(
+        "recluster",
+        help="train a new model generation with K clusters on all profiles and make it live",
+    )
+    recluster.add_argument("--k", type=int, required=True, help="number of clusters (>= 2)")
+    recluster.set_defaults(run=_recluster)
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     try:
-        settings = get_settings()
+        settings = load_settings()
     except SettingsError as exc:
         print(exc, file=sys.stderr)
         raise SystemExit(2) from None
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    args.run(args)
+    configure_logging(settings.log_level, settings.log_format)
+    raise SystemExit(args.run(args, settings))

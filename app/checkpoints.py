@@ -1,0 +1,105 @@
+"""`python -m app checkpoint list|show` and `python -m app recluster`."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from app.clustering import repository as clustering_repository
+from app.clustering.trainer import Trainer
+from app.config import Settings
+from app.db.models import ClusterMetrics, ModelCheckpoint
+from app.db.session import Database
+from app.embedding.embedder import load_embedder
+
+log = logging.getLogger(__name__)
+RECLUSTER_ATTEMPTS = 3
+
+
+def list_rows(db: Database) -> list[dict[str, Any]]:
+    """One line per stored checkpoint, oldest first (the arrays are not loaded)."""
+    columns = (
+        ModelCheckpoint.version,
+        ModelCheckpoint.generation,
+        ModelCheckpoint.created_at,
+        ModelCheckpoint.trained_rows,
+        ModelCheckpoint.n_clusters,
+        ModelCheckpoint.embedding_model,
+    )
+    with db.read() as session:
+        rows = session.execute(select(*columns).order_by(ModelCheckpoint.version)).all()
+    return [row._asdict() for row in rows]
+
+
+def format_list(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "no checkpoints yet"
+    lines = [f"{'version':>8} {'gen':>4} {'created_at':<25} {'rows':>8} {'k':>4}  embedding model"]
+    for r in rows:
+        created = r["created_at"].isoformat(timespec="seconds")
+        lines.append(
+            f"{r['version']:>8} {r['generation']:>4} {created:<25} {r['trained_rows']:>8} "
+            f"{r['n_clusters']:>4}  {r['embedding_model']}"
+        )
+    return "\n".join(lines)
+
+
+def show(db: Database, version: int) -> dict[str, Any] | None:
+    """A checkpoint's summary: its meta without the RNG state, cluster weights, and quality."""
+    with db.read() as session:
+        row = clustering_repository.get_checkpoint(session, version)
+        if row is None:
+            return None
+        quality = session.scalars(
+            select(ClusterMetrics)
+            .where(ClusterMetrics.model_version == version)
+            .order_by(ClusterMetrics.id.desc())
+            .limit(1)
+        ).first()
+    meta = {k: v for k, v in row.meta.items() if k != "rng"}
+    counts = np.frombuffer(row.counts, dtype=row.meta["counts"]["dtype"])
+    summary: dict[str, Any] = {
+        "version": row.version,
+        "generation": row.generation,
+        "created_at": row.created_at.isoformat(),
+        "embedding_model": row.embedding_model,
+        "n_features": row.n_features,
+        "n_clusters": row.n_clusters,
+        "trained_rows": row.trained_rows,
+        "cluster_weights": [round(float(c), 3) for c in counts],
+        "meta": meta,
+        "quality": None,
+    }
+    if quality is not None:
+        summary["quality"] = {
+            "computed_at": quality.computed_at.isoformat(),
+            "n_users": quality.n_users,
+            "silhouette": quality.silhouette,
+            "davies_bouldin": quality.davies_bouldin,
+            "sizes": quality.sizes,
+        }
+    return summary
+
+
+def recluster(db: Database, settings: Settings, *, clusters: int) -> int:
+    """Train a new generation with `clusters` centers on every profile; returns its version.
+
+    It commits as the next version. A running trainer that commits the same number first
+    wins, and this retries on top of it; the trainer that loses restores from the newest
+    checkpoint and continues with the new generation.
+    """
+    embedder = load_embedder(settings.embedding_model)
+    trainer = Trainer(settings, embedding_model=embedder.model_id, dim=embedder.dim)
+    for attempt in range(1, RECLUSTER_ATTEMPTS + 1):
+        trainer.restore(db)  # carries the generation number forward
+        try:
+            return trainer.recluster(db, clusters=clusters)
+        except IntegrityError:
+            if attempt == RECLUSTER_ATTEMPTS:
+                raise
+            log.warning("a trainer committed the same version first; retrying")
+    raise AssertionError("unreachable")
