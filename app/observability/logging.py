@@ -87,6 +87,10 @@ def configure_logging(
     root.setLevel(level)
     # Uvicorn's own access line has no request id; ours (app.access) does.
     logging.getLogger("uvicorn.access").disabled = True
+    # sentence-transformers draws a progress bar on stderr whenever its logger is at INFO,
+    # which would break one-JSON-object-per-line; its warnings still come through.
+    logging.getLogger("sentence_transformers").setLevel(max(root.level, logging.WARNING))
+    logging.captureWarnings(True)  # Python warnings become records too, not bare stderr lines
 
 
 def clean_request_id(value: str | None) -> str:

@@ -28,6 +28,8 @@ def restore_logging() -> Iterator[None]:
     root.handlers[:] = handlers
     root.setLevel(level)
     logging.getLogger("uvicorn.access").disabled = False
+    logging.getLogger("sentence_transformers").setLevel(logging.NOTSET)
+    logging.captureWarnings(False)
 
 
 @pytest.fixture

@@ -1,0 +1,77 @@
+"""docker-compose.yml wires what the topology test proves: one migrate, an API without an
+inline worker, two workers, PostgreSQL with a health check. No Docker engine runs here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.deploy import compose, local_command, service_command
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_services_run_the_commands_the_topology_test_runs():
+    services = compose()["services"]
+    assert set(services) == {"postgres", "migrate", "api", "worker"}
+    assert service_command("migrate") == ["python", "-m", "app", "migrate"]
+    assert service_command("api") == [
+        "python",
+        "-m",
+        "app",
+        "serve",
+        "--host",
+        "0.0.0.0",
+        "--port",
+        "8000",
+    ]
+    assert service_command("worker") == ["python", "-m", "app", "worker", "--metrics-port", "9100"]
+    # The topology test derives its commands from these, changing only where they listen.
+    api = local_command("api", host="127.0.0.1", port=1234)
+    assert api[1:] == ["-m", "app", "serve", "--host", "127.0.0.1", "--port", "1234"]
+
+
+def test_app_services_share_one_image_and_the_env_file():
+    services = compose()["services"]
+    for name in ("migrate", "api", "worker"):
+        service = services[name]
+        assert service["build"] == "." and service["image"] == "interest-clusters:latest"
+        assert service["env_file"] == ".env"
+        assert service["environment"]["APP_DATABASE_URL"].startswith("postgresql+psycopg://")
+        assert "@postgres:5432/" in service["environment"]["APP_DATABASE_URL"]
+    assert services["api"]["environment"]["APP_WORKER"] == "off"
+    assert services["migrate"]["restart"] == "no"
+
+
+def test_start_order_and_replicas():
+    services = compose()["services"]
+    assert services["migrate"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
+    for name in ("api", "worker"):
+        assert services[name]["depends_on"] == {
+            "migrate": {"condition": "service_completed_successfully"}
+        }
+    assert services["worker"]["deploy"]["replicas"] == 2
+    assert "/metrics" in " ".join(services["worker"]["healthcheck"]["test"])
+
+
+def test_postgres_has_a_health_check_and_a_named_volume():
+    config = compose()
+    postgres = config["services"]["postgres"]
+    assert postgres["image"] == "postgres:16"
+    assert "pg_isready" in " ".join(postgres["healthcheck"]["test"])
+    volume = postgres["volumes"][0].split(":")[0]
+    assert volume in config["volumes"]
+
+
+def test_env_example_documents_keys_and_env_is_ignored():
+    example = (ROOT / ".env.example").read_text()
+    assert "APP_API_KEYS=" in example and "POSTGRES_PASSWORD=" in example
+    assert ".env" in (ROOT / ".gitignore").read_text().split()
+
+
+def test_dockerfile_basics():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert dockerfile.startswith("#") and "FROM python:3.11-slim" in dockerfile
+    assert "torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu" in dockerfile
+    assert "USER app" in dockerfile and "HEALTHCHECK" in dockerfile and "/healthz" in dockerfile
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert {".venv", ".env", ".git"} <= set(ignored)
