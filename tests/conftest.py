@@ -1,48 +1,65 @@
 """Shared fixtures: a real database per test run, built by the migrations.
 
 Every test that takes `db` runs on a SQLite file and again on PostgreSQL when
-TEST_DATABASE_URL is set (CI sets it). Tables are emptied between tests.
+TEST_DATABASE_URL is set (CI sets it): each run creates its own database beside that one
+and drops it at the end. Tables are emptied between tests.
 """
 
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from app.config import Settings, load_settings
 from app.db.base import Base
 from app.db.migrate import upgrade
 from app.db.session import Database
+from app.embedding.embedder import Embedder, load_embedder
 from app.main import create_app
 
 BACKENDS = ["sqlite", "postgresql"]
 
 
-def reset_postgres_schema(url: str) -> None:
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
+@contextmanager
+def private_postgres_database(base_url: str) -> Iterator[str]:
+    """A fresh database beside TEST_DATABASE_URL's, so concurrent test runs never collide."""
+    base = make_url(base_url)
+    name = f"{base.database}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield base.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
-def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A migrated, empty database for the whole run, one per backend."""
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A database built by the migrations for the whole run, one per backend."""
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
-    else:
-        url = os.environ.get("TEST_DATABASE_URL", "")
-        if not url:
-            pytest.skip("TEST_DATABASE_URL is not set")
-        reset_postgres_schema(url)
-    upgrade(url)
-    return url
+        upgrade(url)
+        yield url
+        return
+    base_url = os.environ.get("TEST_DATABASE_URL", "")
+    if not base_url:
+        pytest.skip("TEST_DATABASE_URL is not set")
+    with private_postgres_database(base_url) as url:
+        upgrade(url)
+        yield url
 
 
 def empty_tables(database: Database) -> None:
@@ -99,6 +116,12 @@ def make_client(
 @pytest.fixture
 def client(make_client: Callable[..., TestClient]) -> TestClient:
     return make_client()
+
+
+@pytest.fixture(scope="session")
+def embedder() -> Embedder:
+    """The real default model, loaded once per test process."""
+    return load_embedder("all-MiniLM-L6-v2")
 
 
 @pytest.fixture

@@ -54,5 +54,7 @@ def embed_texts(
             ),
             rows,
         )
-        cached.update(zip((unique[t] for t in missing), vectors, strict=True))
+        # Read back rather than use our own vectors: a concurrent worker may have stored the
+        # text first, and every profile must fold the one canonical vector for it.
+        cached.update(lookup(session, embedder.model_id, [row["text_hash"] for row in rows]))
     return {text: cached[key] for text, key in unique.items()}, len(missing)

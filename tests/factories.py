@@ -1,0 +1,57 @@
+"""Test data and small drivers shared by the pipeline tests (the real model, no mocks)."""
+
+from __future__ import annotations
+
+from app.config import Settings
+from app.db.session import Database
+from app.embedding.embedder import Embedder
+from app.profile.service import apply_pending
+
+TOPICS = {
+    "space": [
+        "rocket launch to mars",
+        "astronauts aboard the space station",
+        "alien planet exploration",
+        "telescope images of a distant galaxy",
+        "nasa moon landing mission",
+    ],
+    "food": [
+        "pasta recipe with fresh tomato",
+        "baking sourdough bread at home",
+        "italian cooking class",
+        "chocolate cake dessert recipe",
+        "grilled vegetables and olive oil",
+    ],
+    "sport": [
+        "football match highlights",
+        "tennis grand slam final",
+        "marathon running training plan",
+        "basketball playoffs game seven",
+        "cycling tour mountain stage",
+    ],
+}
+
+
+def drain(db: Database, embedder: Embedder, settings: Settings) -> int:
+    """Run the profile stage until nothing is processable; returns events applied."""
+    total = 0
+    while applied := apply_pending(db, embedder, settings).applied:
+        total += applied
+    return total
+
+
+def topic_events(users_per_topic: int, events_per_user: int, *, prefix: str = "") -> list[dict]:
+    """Events with texts from each user's own topic (deterministic)."""
+    events = []
+    for topic, texts in TOPICS.items():
+        for u in range(users_per_topic):
+            for k in range(events_per_user):
+                events.append(
+                    {
+                        "event_id": f"{prefix}{topic}-{u}-{k}",
+                        "user_id": f"{prefix}{topic}-{u}",
+                        "type": "like" if k % 2 else "view",
+                        "text": texts[(u + k) % len(texts)],
+                    }
+                )
+    return events
