@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from enum import StrEnum
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -35,10 +35,10 @@ class LogFormat(StrEnum):
 
 def _parse_api_keys(value: object) -> dict[str, frozenset[str]]:
     """`key:scope+scope,key2:scope` -> {key: scopes}; `admin` implies every scope."""
+    items: list[tuple[str, Any]] = []
     if isinstance(value, dict):
-        items = value.items()
+        items = list(value.items())
     else:
-        items = []
         for entry in str(value or "").split(","):
             if not entry.strip():
                 continue

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from app.db.models import ClusterMetrics, ModelCheckpoint, UserCluster, UserProfile
+from app.db.session import rowcount
 
 
 def latest_checkpoint(session: Session) -> ModelCheckpoint | None:
@@ -65,7 +66,7 @@ def mark_trained(session: Session, versions: list[tuple[str, int]]) -> None:
 
 def add_history(session: Session, rows: list[dict[str, Any]]) -> None:
     if rows:
-        session.execute(UserCluster.__table__.insert(), rows)
+        session.execute(insert(UserCluster), rows)
 
 
 def user_history(session: Session, user_id: str) -> list[UserCluster]:
@@ -77,7 +78,7 @@ def user_history(session: Session, user_id: str) -> list[UserCluster]:
 
 
 def delete_user_history(session: Session, user_id: str) -> int:
-    return session.execute(delete(UserCluster).where(UserCluster.user_id == user_id)).rowcount
+    return rowcount(session.execute(delete(UserCluster).where(UserCluster.user_id == user_id)))
 
 
 def add_metrics(session: Session, snapshot: ClusterMetrics) -> None:

@@ -9,7 +9,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from app.db.models import Event, Item
-from app.db.session import dialect_insert
+from app.db.session import dialect_insert, rowcount
 
 
 def insert_new(session: Session, rows: list[dict[str, Any]]) -> int:
@@ -59,4 +59,4 @@ def user_has_events(session: Session, user_id: str) -> bool:
 
 
 def delete_user_events(session: Session, user_id: str) -> int:
-    return session.execute(delete(Event).where(Event.user_id == user_id)).rowcount
+    return rowcount(session.execute(delete(Event).where(Event.user_id == user_id)))

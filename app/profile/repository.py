@@ -10,7 +10,7 @@ from sqlalchemy import Row, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from app.db.models import Event, Item, UserProfile
-from app.db.session import dialect_insert
+from app.db.session import dialect_insert, rowcount
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ def _pending_query(limit: int):  # type: ignore[no-untyped-def]
             Event.type,
             Event.weight,
             Event.occurred_at,
-            func.coalesce(Event.text, Item.text),
+            func.coalesce(Event.text, Item.text).label("text"),
         )
         .outerjoin(Item, Item.item_id == Event.item_id)
         .where(Event.applied_at.is_(None), (Event.text.is_not(None)) | (Item.text.is_not(None)))
@@ -42,7 +42,7 @@ def _pending_query(limit: int):  # type: ignore[no-untyped-def]
 
 
 def _as_pending(rows: list[Row[Any]]) -> list[PendingEvent]:
-    return [PendingEvent(*row) for row in rows]
+    return [PendingEvent(**row._asdict()) for row in rows]
 
 
 def peek_pending(session: Session, limit: int) -> list[PendingEvent]:
@@ -92,4 +92,4 @@ def count(session: Session) -> int:
 
 
 def delete_user(session: Session, user_id: str) -> int:
-    return session.execute(delete(UserProfile).where(UserProfile.user_id == user_id)).rowcount
+    return rowcount(session.execute(delete(UserProfile).where(UserProfile.user_id == user_id)))
