@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import re
 from enum import StrEnum
 from functools import lru_cache
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import SettingsError as PydanticSettingsError
 
 DEFAULT_EVENT_WEIGHTS = {
     "view": 1.0,
@@ -125,6 +127,10 @@ def load_settings(**overrides: object) -> Settings:
             for err in exc.errors()
         )
         raise SettingsError(f"invalid settings: {problems}") from None
+    except PydanticSettingsError as exc:  # a value that is not even valid JSON
+        field = re.search(r'field "(\w+)"', str(exc))
+        name = f"APP_{field.group(1).upper()}" if field else "an APP_ variable"
+        raise SettingsError(f"invalid settings: {name}: not valid JSON") from None
 
 
 @lru_cache

@@ -7,6 +7,8 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
+from app.db.session import ensure_sqlite_directory
+
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 
 
@@ -22,4 +24,5 @@ def alembic_config(database_url: str) -> Config:
 
 def upgrade(database_url: str, revision: str = "head") -> None:
     """Bring the schema to `revision`; a no-op when it is already there."""
+    ensure_sqlite_directory(database_url)
     command.upgrade(alembic_config(database_url), revision)

@@ -19,6 +19,7 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 def create_db_engine(url: str) -> Engine:
     """One engine per process; SQLite gets WAL, a busy timeout and explicit BEGINs."""
     parsed = make_url(url)
+    ensure_sqlite_directory(url)
     if parsed.get_backend_name() != "sqlite":
         return create_engine(
             url,
@@ -28,8 +29,6 @@ def create_db_engine(url: str) -> Engine:
             connect_args={"connect_timeout": 5},
         )
 
-    if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
     @event.listens_for(engine, "connect")
@@ -50,6 +49,13 @@ def create_db_engine(url: str) -> Engine:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
+
+
+def ensure_sqlite_directory(url: str) -> None:
+    """SQLite creates the file but not its folder (the default lives under ./var/)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
 
 
 def is_sqlite(engine: Engine) -> bool:
