@@ -62,6 +62,15 @@ class Trainer:
         state = CheckpointState(meta=row.meta, centers=row.centers, counts=row.counts)
         self.model = load_state(state, embedding_model=self.embedding_model, n_features=self.dim)
         self.version, self.generation = row.version, row.generation
+        if row.n_clusters != self.settings.clusters:
+            log.warning(
+                "the model has %d clusters but APP_CLUSTERS=%d; it keeps %d until "
+                "`python -m app recluster --k %d`",
+                row.n_clusters,
+                self.settings.clusters,
+                row.n_clusters,
+                self.settings.clusters,
+            )
         log.info("restored model version %d (generation %d)", row.version, row.generation)
 
     def step(self, db: Database) -> TrainResult:

@@ -35,18 +35,18 @@ async def readyz(request: Request) -> JSONResponse:
     checks: dict[str, Any] = {"database": await run_in_threadpool(ping)}
     worker = getattr(request.app.state, "worker", None)
     if worker is not None:
-        checks["embedding_model"] = "loaded" if worker.ready else "loading"
+        checks["embedding_model"] = worker.model_status
     ready = checks["database"] == "ok" and checks.get("embedding_model", "loaded") == "loaded"
     body = {"status": "ready" if ready else "not ready", "checks": checks}
     if ready:
         return JSONResponse(body)
     return JSONResponse(
         {
+            "checks": checks,
             "type": "about:blank",
             "title": "Service unavailable",
             "status": 503,
             "detail": "not ready: " + ", ".join(f"{k} {v}" for k, v in checks.items()),
-            **body,
         },
         status_code=503,
         media_type="application/problem+json",

@@ -8,12 +8,12 @@ from fastapi import APIRouter, Depends, Path, Request
 
 from app.auth import require
 from app.dependencies import ReadSession, WriteSession
-from app.event.schemas import MAX_ID
+from app.event.schemas import MAX_ID, NO_NUL
 from app.user import service as user_service
 from app.user.schemas import Erased, UserCluster, UserHistory
 
 router = APIRouter(prefix="/v1/users", tags=["users"])
-UserId = Annotated[str, Path(min_length=1, max_length=MAX_ID)]
+UserId = Annotated[str, Path(min_length=1, max_length=MAX_ID, pattern=NO_NUL)]
 NOT_FOUND = {404: {"description": "Unknown user"}}
 
 

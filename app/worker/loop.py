@@ -10,7 +10,7 @@ from app.clustering.evaluation import evaluate
 from app.clustering.trainer import Trainer
 from app.config import Settings
 from app.db.session import Database
-from app.embedding.embedder import Embedder, load_embedder
+from app.embedding.embedder import Embedder, EmbedderError, load_embedder
 from app.observability import metrics
 from app.profile import service as profile_service
 from app.worker.leader import LeaderLock
@@ -29,14 +29,27 @@ class Worker:
         self._evaluated_version = 0
         self._evaluated_at = 0.0
         self._last_assignment: dict[str, int] | None = None
+        self.load_error: str | None = None
 
     @property
     def ready(self) -> bool:
         return self.embedder is not None
 
+    @property
+    def model_status(self) -> str:
+        """For /readyz: loading, loaded, or why the model could not be loaded."""
+        if self.load_error:
+            return f"failed: {self.load_error}"
+        return "loaded" if self.ready else "loading"
+
     def run(self) -> None:
         """Loop until stopped; errors are logged and retried, never fatal."""
-        self.embedder = load_embedder(self.settings.embedding_model)
+        try:
+            self.embedder = load_embedder(self.settings.embedding_model)
+        except EmbedderError as exc:
+            self.load_error = str(exc)
+            log.error("worker cannot start: %s", exc)
+            return
         log.info("worker ready: %s (%d-d)", self.embedder.model_id, self.embedder.dim)
         try:
             while not self.stop_event.is_set():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 
 from fastapi.testclient import TestClient
 
@@ -37,3 +38,16 @@ def test_not_ready_when_postgres_is_unreachable():
         )
         assert ingest.status_code == 503
         assert "Traceback" not in ingest.text
+
+
+def test_not_ready_when_the_embedding_model_cannot_load(make_client, tmp_path):
+    client = make_client(worker="inline", embedding_model=str(tmp_path / "no-such-model"))
+    worker = client.app.state.worker
+    for _ in range(100):
+        if worker.load_error:
+            break
+        time.sleep(0.05)
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["checks"]["embedding_model"].startswith("failed: ")
+    assert "no-such-model" in response.json()["detail"]
