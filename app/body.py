@@ -48,10 +48,24 @@ def openapi_body(model: type[BaseModel]) -> dict[str, Any]:
     return {
         "requestBody": {
             "required": True,
-            "content": {
-                "application/json": {
-                    "schema": model.model_json_schema(ref_template="#/components/schemas/{model}")
-                }
-            },
+            "content": {"application/json": {"schema": _inline_defs(model.model_json_schema())}},
         }
     }
+
+
+def _inline_defs(schema: dict[str, Any]) -> dict[str, Any]:
+    """Replace `$ref`s to the schema's own `$defs` by their definitions: FastAPI never adds
+    these models to `components`, so a reference there would dangle (bodies aren't recursive)."""
+    defs = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return resolve(defs[ref.removeprefix("#/$defs/")])
+            return {key: resolve(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [resolve(value) for value in node]
+        return node
+
+    return resolve(schema)

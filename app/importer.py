@@ -9,6 +9,7 @@ stores only what is new (give events an `event_id` to make re-imports safe).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 from collections.abc import Iterator
@@ -206,7 +207,13 @@ def _csv_records(raw: IO[bytes], bar: tqdm) -> Iterator[tuple[int, dict[str, Any
         if len(cells) > len(header):
             yield start, f"{len(cells)} cells for {len(header)} columns"
             continue
-        yield start, {name: cell for name, cell in zip(header, cells, strict=False) if cell != ""}
+        row: dict[str, Any] = {
+            name: cell for name, cell in zip(header, cells, strict=False) if cell != ""
+        }
+        if "weight" in row:  # CSV has no numbers; JSON does, and the API wants one here
+            with contextlib.suppress(ValueError):
+                row["weight"] = float(row["weight"])
+        yield start, row
 
 
 def format_rejections(rejected: list[tuple[int, str]]) -> str:

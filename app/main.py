@@ -17,6 +17,7 @@ from app.event.router import router as event_router
 from app.health.router import router as health_router
 from app.item.router import router as item_router
 from app.observability import install_observability
+from app.openapi import problem_openapi
 from app.stats.router import router as stats_router
 from app.user.router import router as user_router
 from app.worker.loop import Worker
@@ -66,4 +67,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):
         app.include_router(router)
     install_observability(app)
+    app.openapi = problem_openapi(app)  # type: ignore[method-assign]
     return app

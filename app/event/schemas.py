@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from pydantic import (
@@ -18,9 +18,13 @@ from pydantic import (
 MAX_ID = 128
 MAX_TEXT = 4000
 MAX_FUTURE = timedelta(minutes=5)
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 
-Id = Annotated[str, Field(min_length=1, max_length=MAX_ID)]
-Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT)]
+# PostgreSQL text cannot hold NUL; refusing it here keeps both backends answering alike (422).
+NO_NUL = r"^[^\x00]*$"
+
+Id = Annotated[str, Field(min_length=1, max_length=MAX_ID, pattern=NO_NUL)]
+Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT, pattern=NO_NUL)]
 
 
 class EventIn(BaseModel):
@@ -36,8 +40,9 @@ class EventIn(BaseModel):
     item_id: Id | None = None
     text: Text | None = Field(None, description="Required when there is no item_id.")
     timestamp: AwareDatetime | None = Field(None, description="ISO-8601 with zone; default now.")
+    # Strict: JSON true/false or "3" is a client bug, not a weight.
     weight: float | None = Field(
-        None, allow_inf_nan=False, description="Overrides the type weight."
+        None, allow_inf_nan=False, strict=True, description="Overrides the type weight."
     )
 
     @field_validator("type")
@@ -48,12 +53,24 @@ class EventIn(BaseModel):
             raise ValueError(f"unknown event type; expected one of {sorted(types)}")
         return value
 
+    @field_validator("timestamp", mode="before")
+    @classmethod
+    def _iso_text(cls, value: object) -> object:
+        # Pydantic would also take epoch numbers (seconds or milliseconds, guessed by size);
+        # the contract is ISO-8601 text with a zone, so a number is refused, not guessed at.
+        if value is not None and not isinstance(value, str | datetime):
+            raise ValueError("timestamp must be ISO-8601 text with a time zone")
+        return value
+
     @field_validator("timestamp")
     @classmethod
     def _not_future(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
         now = (info.context or {}).get("now")
         if value is not None and now is not None and value > now + MAX_FUTURE:
             raise ValueError("timestamp is more than 5 minutes in the future")
+        # Also keeps UTC conversion in range (year 1 at +01:00 is year 0 in UTC).
+        if value is not None and value < EARLIEST:
+            raise ValueError("timestamp is before 1970-01-01")
         return value
 
     @model_validator(mode="after")

@@ -11,7 +11,7 @@ from app.auth import require
 from app.body import openapi_body, parse_body, read_body
 from app.db.base import utcnow
 from app.dependencies import SettingsDep, WriteSession
-from app.event.schemas import MAX_ID
+from app.event.schemas import MAX_ID, NO_NUL
 from app.item import service as item_service
 from app.item.schemas import ItemBatch, ItemIn, ItemText, UpsertResult
 
@@ -20,7 +20,7 @@ router = APIRouter(prefix="/v1", tags=["items"], dependencies=[Depends(require("
 
 @router.put("/items/{item_id}", response_model=UpsertResult, openapi_extra=openapi_body(ItemText))
 async def put_item(
-    item_id: Annotated[str, Path(min_length=1, max_length=MAX_ID)],
+    item_id: Annotated[str, Path(min_length=1, max_length=MAX_ID, pattern=NO_NUL)],
     request: Request,
     settings: SettingsDep,
     session: WriteSession,
