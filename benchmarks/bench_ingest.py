@@ -1,0 +1,188 @@
+"""Ingest: POST /v1/events against a raw SQLAlchemy bulk insert of the same rows, and
+single-event requests against a trivial endpoint of the same server.
+
+    python benchmarks/bench_ingest.py \
+        --database-url sqlite:////tmp/interest-clusters-bench/ingest/bench.db \
+        --database-url postgresql+psycopg://postgres@127.0.0.1:5432/bench_ingest
+
+Each database is emptied and migrated first (PostgreSQL: create it with `createdb`).
+The API runs as `python -m app serve` with APP_WORKER=off; the client is another process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+
+import common
+from loadgen import run_load
+from sqlalchemy import insert
+
+TYPES = ["view", "click", "like", "dislike", "share", "purchase"]
+
+
+def make_events(prefix: str, n: int, *, users: int, items: int, seed: int) -> list[dict]:
+    rng = random.Random(seed)
+    base = datetime(2026, 1, 1, tzinfo=UTC)
+    return [
+        {
+            "event_id": f"{prefix}-{i}",
+            "user_id": f"u{rng.randrange(users)}",
+            "type": rng.choice(TYPES),
+            "item_id": f"m{rng.randrange(items)}",
+            "timestamp": (base + timedelta(seconds=i)).isoformat(),
+        }
+        for i in range(n)
+    ]
+
+
+def as_requests(events: list[dict], batch: int) -> list[tuple[str, str, bytes]]:
+    return [
+        ("POST", "/v1/events", json.dumps({"events": events[i : i + batch]}).encode())
+        for i in range(0, len(events), batch)
+    ]
+
+
+def as_rows(events: list[dict], now: datetime) -> list[dict]:
+    """What the service stores for each event, ready for a bulk insert."""
+    return [
+        {
+            "event_id": e["event_id"],
+            "user_id": e["user_id"],
+            "type": e["type"],
+            "item_id": e["item_id"],
+            "text": None,
+            "weight": None,
+            "occurred_at": datetime.fromisoformat(e["timestamp"]),
+            "received_at": now,
+        }
+        for e in events
+    ]
+
+
+def raw_insert(url: str, events: list[dict], batch: int) -> float:
+    """Events/s of a Core `INSERT` executemany (no ORM, no RETURNING), one commit per batch."""
+    from app.db.models import Event
+    from app.db.session import Database
+
+    db = Database(url)
+    now = datetime.now(UTC)
+    rows = as_rows(events, now)
+    started = time.perf_counter()
+    for i in range(0, len(rows), batch):
+        with db.write() as session:
+            session.connection().execute(insert(Event.__table__), rows[i : i + batch])
+    seconds = time.perf_counter() - started
+    db.dispose()
+    return len(rows) / seconds
+
+
+def bench_database(url: str, args: argparse.Namespace) -> list[list[object]]:
+    kind = common.backend(url)
+    log_dir = common.work_dir("ingest")
+    events = make_events("e", args.events, users=args.users, items=args.items, seed=1)
+    warm = make_events("w", 5 * args.batch, users=args.users, items=args.items, seed=2)
+
+    common.fresh_database(url)
+    raw_insert(url, warm, args.batch)
+    raw = raw_insert(url, events, args.batch)
+
+    common.fresh_database(url)
+    rows: list[list[object]] = []
+    with common.service(url, log_dir=log_dir, worker="off") as (port, _):
+        run_load(port, as_requests(warm, args.batch), concurrency=2, headers=common.AUTH)
+        load = run_load(
+            port,
+            as_requests(events, args.batch),
+            concurrency=args.concurrency,
+            headers=common.AUTH,
+        )
+        check(load.statuses, 202)
+        http = args.events / load.seconds
+        target = 20_000 if kind == "sqlite" else 10_000
+        rows.append(
+            [
+                kind,
+                f"POST /v1/events, {args.batch}/request, c={args.concurrency}",
+                http,
+                f">= {target:,}",
+                common.verdict(http, target),
+            ]
+        )
+        rows.append([kind, "raw SQLAlchemy bulk insert, same rows", raw, "", ""])
+        ratio = 100 * http / raw
+        rows.append([kind, "HTTP / raw (%)", ratio, ">= 40", common.verdict(ratio, 40)])
+        p99 = common.percentile(load.latencies, 99) * 1000
+        rows.append(
+            [
+                kind,
+                "batch latency p50 / p99 (ms)",
+                f"{common.percentile(load.latencies, 50) * 1000:.0f} / {p99:.0f}",
+                "",
+                "",
+            ]
+        )
+
+        singles = make_events("s", 200_000, users=args.users, items=args.items, seed=3)
+        single = run_load(
+            port,
+            as_requests(singles, 1),
+            concurrency=16,
+            duration=args.seconds,
+            headers=common.AUTH,
+        )
+        check(single.statuses, 202)
+        trivial = run_load(
+            port,
+            [("GET", "/healthz", b"")],
+            concurrency=16,
+            duration=args.seconds,
+            headers=common.AUTH,
+        )
+        check(trivial.statuses, 200)
+        rows.append([kind, "POST /v1/events, 1 event/request, c=16 (req/s)", single.rate, "", ""])
+        rows.append([kind, "GET /healthz, c=16 (req/s)", trivial.rate, "", ""])
+        ratio = 100 * single.rate / trivial.rate
+        rows.append([kind, "single event / trivial (%)", ratio, ">= 50", common.verdict(ratio, 50)])
+        rows.append(
+            [
+                kind,
+                "single event latency p50 / p99 (ms)",
+                f"{common.percentile(single.latencies, 50) * 1000:.1f} / "
+                f"{common.percentile(single.latencies, 99) * 1000:.1f}",
+                "",
+                "",
+            ]
+        )
+    return rows
+
+
+def check(statuses: dict[int, int], expected: int) -> None:
+    if set(statuses) != {expected}:
+        raise SystemExit(f"unexpected statuses {statuses}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--database-url", action="append", required=True)
+    parser.add_argument("--events", type=int, default=200_000, help="events in the batch run")
+    parser.add_argument("--batch", type=int, default=1000, help="events per request")
+    parser.add_argument("--concurrency", type=int, default=4, help="connections, batch run")
+    parser.add_argument("--seconds", type=float, default=10.0, help="each single-event run")
+    parser.add_argument("--users", type=int, default=10_000)
+    parser.add_argument("--items", type=int, default=10_000)
+    args = parser.parse_args()
+    print(common.machine())
+    print("command:", " ".join(sys.argv))
+    rows = []
+    for url in args.database_url:
+        rows += bench_database(url, args)
+    print(common.table("Ingest", ["db", "measure", "value", "target", ""], rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+"""GET /v1/users/{id}/cluster with many users: throughput, and latency at a fixed rate.
+
+    python benchmarks/bench_query.py --users 100000 \
+        --database-url sqlite:////tmp/interest-clusters-bench/query/bench.db \
+        --database-url postgresql+psycopg://postgres@127.0.0.1:5432/bench_query
+
+Seeding goes straight into the database, not through the API (the subject is the query):
+N `user_profile` rows with clustered random unit vectors, E applied `event` rows per user (the
+query counts the user's pending events), and one checkpoint trained by `Trainer.step` on the
+first batch of profiles. Then `python -m app serve` (APP_WORKER=off) answers random users:
+closed-loop at concurrency C for the ceiling, then a fixed schedule of R requests/s for the
+latency (measured from each request's slot). GET /healthz of the same server at concurrency C
+is the trivial-endpoint limit of this client and machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import urllib.request
+from datetime import UTC, datetime
+
+import common
+import seed
+from loadgen import run_load
+
+from app.clustering.trainer import Trainer
+from app.config import load_settings
+from app.db.session import Database
+from app.embedding.embedder import DEFAULT_MODEL_ID
+
+DIM = 384
+
+
+def seed_database(url: str, args: argparse.Namespace) -> None:
+    common.fresh_database(url)
+    db = Database(url)
+    ids = seed.profiles(db, args.users, dim=DIM, model_id=DEFAULT_MODEL_ID)
+    now = datetime.now(UTC)
+    seed.events(
+        db,
+        (
+            {"event_id": f"e{n}-{i}", "user_id": user, "type": "view",
+             "item_id": f"m{(n * 7 + i) % 5000}", "occurred_at": now}
+            for n, user in enumerate(ids)
+            for i in range(args.events_per_user)
+        ),
+        applied=True,
+    )  # fmt: skip
+    settings = load_settings(database_url=url, worker="off", api_keys={}, min_users_first_fit=2)
+    trainer = Trainer(settings, embedding_model=DEFAULT_MODEL_ID, dim=DIM)
+    version = trainer.step(db).version
+    assert version == 1, version
+    db.dispose()
+
+
+def bench_database(url: str, args: argparse.Namespace) -> list[list[object]]:
+    kind = common.backend(url)
+    seed_database(url, args)
+    rng = random.Random(0)
+    paths = [
+        ("GET", f"/v1/users/u{rng.randrange(args.users)}/cluster", b"") for _ in range(100_000)
+    ]
+    with common.service(url, log_dir=common.work_dir("query"), worker="off") as (port, _):
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}{paths[0][1]}", headers=common.AUTH
+        )
+        with urllib.request.urlopen(request) as r:
+            answer = json.load(r)
+        assert answer["status"] == "assigned", answer
+        c = args.concurrency
+        run_load(port, paths, concurrency=c, duration=2, headers=common.AUTH)  # warm-up
+        ceiling = run_load(port, paths, concurrency=c, duration=args.seconds, headers=common.AUTH)
+        paced = run_load(
+            port, paths, concurrency=c, duration=args.seconds, headers=common.AUTH, rate=args.rate
+        )
+        trivial = run_load(
+            port, [("GET", "/healthz", b"")], concurrency=c, duration=args.seconds,
+            headers=common.AUTH,
+        )  # fmt: skip
+    for result in (ceiling, paced):
+        if set(result.statuses) != {200}:
+            raise SystemExit(f"unexpected statuses {result.statuses}")
+    p50, p99 = (common.percentile(paced.latencies, q) * 1000 for q in (50, 99))
+    return [
+        [kind, f"closed loop, c={c} (req/s)", ceiling.rate, ">= 1,000",
+         common.verdict(ceiling.rate, 1000)],
+        [kind, f"closed loop, c={c}: p50 / p99 (ms)",
+         f"{common.percentile(ceiling.latencies, 50) * 1000:.1f} / "
+         f"{common.percentile(ceiling.latencies, 99) * 1000:.1f}", "", ""],
+        [kind, f"paced at {args.rate:,.0f}/s: achieved (req/s)", paced.rate, "", ""],
+        [kind, f"paced at {args.rate:,.0f}/s: p50 (ms)", p50, "", ""],
+        [kind, f"paced at {args.rate:,.0f}/s: p99 (ms)", p99, "<= 15",
+         common.verdict(p99, 15, higher_is_better=False)],
+        [kind, f"GET /healthz, c={c} (req/s, the trivial limit)", trivial.rate, "", ""],
+    ]  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--database-url", action="append", required=True)
+    parser.add_argument("--users", type=int, default=100_000)
+    parser.add_argument("--events-per-user", type=int, default=5)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--rate", type=float, default=1000.0, help="requests/s, paced run")
+    parser.add_argument("--seconds", type=float, default=15.0, help="each run")
+    args = parser.parse_args()
+    print(common.machine())
+    print("command:", " ".join(sys.argv))
+    rows = []
+    for url in args.database_url:
+        rows += bench_database(url, args)
+    print(common.table("Queries", ["db", "measure", "value", "target", ""], rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""Train stage (`Trainer.step`) profile updates/s against raw `MiniBatchKMeans.partial_fit`.
+
+    python benchmarks/bench_train.py --users 100000 \
+        --database-url sqlite:////tmp/interest-clusters-bench/train/bench.db \
+        --database-url postgresql+psycopg://postgres@127.0.0.1:5432/bench_train
+
+Seeds N changed (untrained) profiles with clustered random unit vectors straight into the
+database, then runs `Trainer.step` until every profile is trained: each step reads up to
+batch_size changed profiles, partial_fits them, commits a checkpoint, writes assignment history
+and marks them trained. The raw limit is sklearn's `MiniBatchKMeans.partial_fit` on the same
+rows in the same batches, in memory. Default settings (k=8, batch_size 1024).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import common
+import numpy as np
+import seed
+from sklearn.cluster import MiniBatchKMeans
+
+from app.clustering.trainer import Trainer
+from app.clustering.vectors import unit_rows
+from app.config import load_settings
+from app.db.models import UserProfile
+from app.db.session import Database
+from app.embedding.embedder import DEFAULT_MODEL_ID
+
+DIM = 384  # all-MiniLM-L6-v2
+
+
+def raw_partial_fit(X: np.ndarray, *, clusters: int, batch: int) -> float:
+    """Rows/s of sklearn alone, fed like the trainer feeds it (float64, batch rows a call)."""
+    model = MiniBatchKMeans(
+        n_clusters=clusters, batch_size=batch, n_init=1, random_state=0, compute_labels=False
+    )
+    X = X.astype(np.float64)
+    started = time.perf_counter()
+    for start in range(0, len(X), batch):
+        model.partial_fit(X[start : start + batch])
+    return len(X) / (time.perf_counter() - started)
+
+
+def bench_database(url: str, args: argparse.Namespace) -> list[list[object]]:
+    kind = common.backend(url)
+    settings = load_settings(
+        database_url=url,
+        worker="off",
+        api_keys={},
+        batch_size=args.batch_size,
+        min_users_first_fit=args.batch_size,
+    )
+    common.fresh_database(url)
+    db = Database(url)
+    seed.profiles(db, args.users, dim=DIM, model_id=DEFAULT_MODEL_ID, clusters=args.clusters)
+    with db.read() as session:
+        blobs = [b for (b,) in session.query(UserProfile.vector_sum).order_by(UserProfile.user_id)]
+    X, _ = unit_rows(blobs, DIM)
+
+    trainer = Trainer(settings, embedding_model=DEFAULT_MODEL_ID, dim=DIM)
+    trainer.restore(db)
+    rows = steps = 0
+    started = time.perf_counter()
+    while True:
+        result = trainer.step(db)
+        if not result.rows:
+            break
+        rows, steps = rows + result.rows, steps + 1
+    seconds = time.perf_counter() - started
+    assert rows == args.users, rows
+    raw = raw_partial_fit(X, clusters=settings.clusters, batch=settings.batch_size)
+    rate = rows / seconds
+    db.dispose()
+    return [
+        [kind, f"Trainer.step: {rows:,} profiles, {steps} steps (profiles/s)", rate,
+         ">= 100,000", common.verdict(rate, 100_000)],
+        [kind, "raw MiniBatchKMeans.partial_fit, same rows (rows/s)", raw, "", ""],
+        [kind, "Trainer.step / raw (%)", 100 * rate / raw, "", ""],
+        [kind, "mean step (ms)", 1000 * seconds / steps, "", ""],
+    ]  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--database-url", action="append", required=True)
+    parser.add_argument("--users", type=int, default=100_000)
+    parser.add_argument("--clusters", type=int, default=8, help="directions the data is around")
+    parser.add_argument("--batch-size", type=int, default=1024, help="APP_BATCH_SIZE")
+    args = parser.parse_args()
+    print(common.machine())
+    print("command:", " ".join(sys.argv))
+    rows = []
+    for url in args.database_url:
+        rows += bench_database(url, args)
+    print(common.table("Train stage", ["db", "measure", "value", "target", ""], rows))
+
+
+if __name__ == "__main__":
+    main()
