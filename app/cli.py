@@ -42,7 +42,7 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     signal.signal(signal.SIGTERM, lambda *_: worker.stop())
     signal.signal(signal.SIGINT, lambda *_: worker.stop())
     worker.run()
-    return 0
+    return 1 if worker.load_error else 0  # a model that cannot load is a failed start
 
 
 def _migrate(_: argparse.Namespace, settings: Settings) -> int:
