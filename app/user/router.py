@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
 
@@ -14,7 +14,7 @@ from app.user.schemas import Erased, UserCluster, UserHistory
 
 router = APIRouter(prefix="/v1/users", tags=["users"])
 UserId = Annotated[str, Path(min_length=1, max_length=MAX_ID, pattern=NO_NUL)]
-NOT_FOUND = {404: {"description": "Unknown user"}}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown user"}}
 
 
 @router.get("/{user_id}/cluster", dependencies=[Depends(require("read"))], responses=NOT_FOUND)
