@@ -162,9 +162,21 @@ def wait_http(port: int, path: str, proc: subprocess.Popen[bytes], *, timeout: f
 
 def rss_peak_mb(pid: int) -> float:
     """Peak resident set size (VmHWM) of a live process, in MiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
+    return _proc_status_mb(pid, "VmHWM:")
+
+
+def rss_mb(pid: int) -> float:
+    """Resident set size now (VmRSS), in MiB."""
+    return _proc_status_mb(pid, "VmRSS:")
+
+
+def _proc_status_mb(pid: int, field: str) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return float("nan")
 
 
