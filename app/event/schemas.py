@@ -80,6 +80,15 @@ class EventIn(BaseModel):
         return self
 
 
+def refuse_oversized(value: object, info: ValidationInfo, *, limit_key: str, noun: str) -> object:
+    """A batch longer than the context's limit is refused before its elements are validated,
+    so an oversized batch costs nothing to refuse."""
+    limit = (info.context or {}).get(limit_key)
+    if isinstance(value, list) and limit is not None and len(value) > limit:
+        raise ValueError(f"at most {limit} {noun} per request")
+    return value
+
+
 class EventBatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -88,11 +97,7 @@ class EventBatch(BaseModel):
     @field_validator("events", mode="before")
     @classmethod
     def _not_too_many(cls, value: object, info: ValidationInfo) -> object:
-        # Checked before the elements, so an oversized batch costs nothing to refuse.
-        limit = (info.context or {}).get("max_events")
-        if isinstance(value, list) and limit is not None and len(value) > limit:
-            raise ValueError(f"at most {limit} events per request")
-        return value
+        return refuse_oversized(value, info, limit_key="max_events", noun="events")
 
 
 class IngestResult(BaseModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from app.event.schemas import Id, Text
+from app.event.schemas import Id, Text, refuse_oversized
 
 
 class ItemText(BaseModel):
@@ -25,10 +25,7 @@ class ItemBatch(BaseModel):
     @field_validator("items", mode="before")
     @classmethod
     def _not_too_many(cls, value: object, info: ValidationInfo) -> object:
-        limit = (info.context or {}).get("max_items")
-        if isinstance(value, list) and limit is not None and len(value) > limit:
-            raise ValueError(f"at most {limit} items per request")
-        return value
+        return refuse_oversized(value, info, limit_key="max_items", noun="items")
 
 
 class UpsertResult(BaseModel):
