@@ -11,8 +11,9 @@ with E unapplied events each. `python -m app serve` with the worker inline (or `
 process`: API with APP_WORKER=off plus `python -m app worker`) then folds them and fits the
 first model (APP_MIN_USERS_FIRST_FIT lowered to fit S). Load, from another process: R events/s
 in POSTs of B events for random users on a fixed schedule; meanwhile probes: a few times a
-second, one event for an idle probe user (a seeded user no other event goes to), then
-GET .../cluster every 20 ms until `profile.events` counts it and `status` is `assigned`.
+second (at most 4 at once), one event for an idle probe user (a seeded user no other event
+goes to), then GET .../cluster every 50 ms until `profile.events` counts it and `status` is
+`assigned`.
 Freshness = time from the probe's 202 to that answer.
 """
 
@@ -38,7 +39,8 @@ from app.db.session import Database
 from app.embedding.embedder import load_embedder
 
 TYPES = ["view", "click", "like", "dislike", "share"]
-POLL = 0.02
+POLL = 0.05  # the polling is load on the API too: 20 Hz per probe, at most MAX_PROBES at once
+MAX_PROBES = 4
 GIVE_UP = 30.0
 
 
@@ -101,7 +103,7 @@ async def _load(port: int, items: list[str], args: dict) -> dict:
     async def prober() -> None:
         tasks = []
         while time.perf_counter() < end:
-            if idle:
+            if idle and len([t for t in tasks if not t.done()]) < MAX_PROBES:
                 tasks.append(asyncio.create_task(probe(idle.pop(rng.randrange(len(idle))))))
             await asyncio.sleep(1 / args["probe_rate"])
         await asyncio.gather(*tasks)
