@@ -1,0 +1,194 @@
+"""One evaluation run: replay MovieLens through the HTTP API, then score the service's answers
+next to the offline reference and global popularity."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from evaluation import offline
+from evaluation.data import MovieLens, chunks, event_json
+from evaluation.recommend import lift_interval, recall_at_k
+from evaluation.service import Client, Service
+from sklearn.metrics import adjusted_rand_score
+
+from app.config import load_settings
+
+SEEDS = 10  # KMeans random states for the reference's spread
+
+
+@dataclass
+class Config:
+    settings: dict[str, str]  # APP_* for the service (and the same math offline)
+    chunks: int = 40
+    tags: bool = False
+    recluster: bool = False
+
+    @property
+    def name(self) -> str:
+        s = self.settings
+        tags = "-tags" if self.tags else ""
+        return f"k{s['APP_CLUSTERS']}-hl{s['APP_PROFILE_HALF_LIFE_DAYS']}{tags}"
+
+
+def replay(client: Client, ml: MovieLens, config: Config) -> list[dict[str, Any]]:
+    """Items first, then the history in time-ordered chunks; after each chunk wait until it is
+    folded, so each model version reflects the replay up to a known date."""
+    client.post_items(ml.item_texts(with_tags=config.tags))
+    steps = []
+    started = time.perf_counter()
+    for i, chunk in enumerate(chunks(ml.train, config.chunks)):
+        client.post_events([event_json(r) for r in chunk])
+        stats = client.wait_applied()
+        steps.append(
+            {
+                "chunk": i,
+                "events": len(chunk),
+                "until": datetime.fromtimestamp(chunk[-1].time, UTC).date().isoformat(),
+                "model_version": stats["model"]["version"],
+                "users": stats["users"],
+                "elapsed_s": round(time.perf_counter() - started, 2),
+            }
+        )
+        print(
+            f"  chunk {i + 1}/{config.chunks} until {steps[-1]['until']}: "
+            f"{stats['users']} users, model v{stats['model']['version']}, "
+            f"{steps[-1]['elapsed_s']:.0f}s",
+            flush=True,
+        )
+    return steps
+
+
+def evaluate(
+    client: Client,
+    ml: MovieLens,
+    config: Config,
+    *,
+    database_url: str | None,
+    service: Service | None = None,
+) -> dict[str, Any]:
+    """Score the final streaming model; with config.recluster also the model that
+    `python -m app recluster` trains from the same profiles (service restarted to evaluate it)."""
+    settle = 3 * float(config.settings.get("APP_EVALUATE_INTERVAL_SECONDS", "1")) + 2
+    started = time.perf_counter()
+    final = client.wait_final_model(settle=settle)
+    history = client.metrics_history()
+    _phase("final model evaluated", started)
+    ref = reference(ml, config, final["n_clusters"], database_url)
+    _phase("offline reference", started)
+    result = {
+        "name": config.name,
+        "settings": config.settings,
+        "chunks": config.chunks,
+        "tags": config.tags,
+        "users": len(ref["users"]),
+        "recall_popularity": ref["popularity"],
+        "held_out_users": ref["held_out_users"],
+        "profile_max_abs_diff": ref["profile_max_abs_diff"],
+        "offline": {k: v for k, v in ref.items() if k not in _INTERNAL},
+        "streaming": score(client, ml, final, ref),
+        "history": history,
+    }
+    _phase("streaming model scored", started)
+    if config.recluster and service is not None:
+        # An operator's recluster; the service is restarted because a running trainer only
+        # picks up (and evaluates) a generation committed by someone else at its next commit.
+        service.stop()
+        output = service.app("recluster", "--k", str(final["n_clusters"]))
+        service.start()
+        final = client.wait_final_model(settle=settle)
+        result["recluster"] = score(client, ml, final, ref) | {"output": output}
+        _phase("recluster scored", started)
+    return result
+
+
+def _phase(what: str, started: float) -> None:
+    print(f"  {what} (+{time.perf_counter() - started:.0f}s)", flush=True)
+
+
+_INTERNAL = {
+    "users",
+    "labels",
+    "popularity",
+    "popularity_per_user",
+    "held_out_users",
+    "profile_max_abs_diff",
+}
+
+
+def reference(ml: MovieLens, config: Config, k: int, database_url: str | None) -> dict[str, Any]:
+    """Exact KMeans(n_init=10) on the final profiles (the same math and embedder as the
+    service), its recall lift, and how much both move with KMeans' random seed."""
+    settings = load_settings(
+        **{n.removeprefix("APP_").lower(): v for n, v in config.settings.items()}
+    )
+    vectors = offline.item_vectors(ml.item_texts(with_tags=config.tags), database_url)
+    users, X = offline.profiles(ml.train, vectors, settings)
+    diff = None
+    if database_url:
+        held = offline.service_profiles(database_url, X.shape[1])
+        diff = float(max(np.abs(held[u] - x).max() for u, x in zip(users, X, strict=True)))
+        X = np.stack([held[u] for u in users])  # exactly what the service's metrics saw
+    seen, relevant = ml.seen(), ml.held_out_likes()
+    popularity = recall_at_k(ml.train, seen, relevant, None)
+    runs = []
+    for seed in range(SEEDS):
+        exact = offline.exact_kmeans(X, k, seed=seed)
+        labels = dict(zip(users, (int(c) for c in exact.pop("labels")), strict=True))
+        exact["recall"] = recall_at_k(ml.train, seen, relevant, labels)["recall"]
+        exact["lift"] = exact["recall"] / popularity["recall"]
+        runs.append((exact, labels))
+    (ref, labels), lifts = runs[settings.seed % SEEDS], [r["lift"] for r, _ in runs]
+    inertias = [r["inertia"] for r, _ in runs]
+    return ref | {
+        "users": users,
+        "labels": labels,
+        "popularity": popularity["recall"],
+        "popularity_per_user": popularity["per_user"],
+        "held_out_users": popularity["users"],
+        "profile_max_abs_diff": diff,
+        "lift_over_seeds": _spread(lifts),
+        "inertia_over_seeds": _spread(inertias),
+    }
+
+
+def score(
+    client: Client, ml: MovieLens, final: dict[str, Any], ref: dict[str, Any]
+) -> dict[str, Any]:
+    """The service's answers: each user's cluster over HTTP, its recall, its own metrics."""
+    answers = {u: client.cluster(u) for u in ml.test}
+    cluster_of = {u: a["cluster_id"] for u, a in answers.items() if a["status"] == "assigned"}
+    ours = recall_at_k(ml.train, ml.seen(), ml.held_out_likes(), cluster_of)
+    recall = ours["recall"]
+    return {
+        "model_version": final["model_version"],
+        "assigned": len(cluster_of),
+        "recall": recall,
+        "lift": recall / ref["popularity"],
+        "lift_ci95": lift_interval(ours["per_user"], ref["popularity_per_user"]),
+        "inertia": final["inertia"],
+        "inertia_ratio": final["inertia"] / ref["inertia"],
+        "silhouette": final["silhouette"],
+        "davies_bouldin": final["davies_bouldin"],
+        "sizes": sorted(final["sizes"], reverse=True),
+        "ari_vs_offline": _agreement(cluster_of, ref["labels"]),
+    }
+
+
+def _spread(values: list[float]) -> dict[str, float]:
+    a = np.asarray(values)
+    return {
+        name: float(f(a))
+        for name, f in (("mean", np.mean), ("sd", np.std), ("min", np.min), ("max", np.max))
+    }
+
+
+def _agreement(a: dict[str, int], b: dict[str, int]) -> float | None:
+    """Adjusted Rand index between the service's and the offline partition (label-free)."""
+    common = sorted(set(a) & set(b))
+    if not common:
+        return None
+    return float(adjusted_rand_score([a[u] for u in common], [b[u] for u in common]))
