@@ -56,11 +56,15 @@ def count_untrained(session: Session) -> int:
     return session.scalar(query) or 0
 
 
-def mark_trained(session: Session, versions: list[tuple[str, int]]) -> None:
-    if versions:
+def mark_trained(session: Session, user_ids: list[str]) -> None:
+    """Record that the trainer consumed these profiles as they are now. Correct because the
+    step read them under its row locks (`untrained_profiles`), so no fold has changed them."""
+    for start in range(0, len(user_ids), 1000):
         session.execute(
-            update(UserProfile),
-            [{"user_id": user_id, "trained_version": v} for user_id, v in versions],
+            update(UserProfile)
+            .where(UserProfile.user_id.in_(user_ids[start : start + 1000]))
+            .values(trained_version=UserProfile.version)
+            .execution_options(synchronize_session=False)
         )
 
 

@@ -91,6 +91,10 @@ class Trainer:
     def step(self, db: Database) -> TrainResult:
         """One partial_fit over profiles changed since they were last trained on."""
         started = time.perf_counter()
+        with db.read() as session:
+            latest = clustering_repository.latest_version(session) or 0
+        if latest != self.version:  # a recluster committed a new generation: adopt it now
+            self.restore(db)
         try:
             result = self._step(db)
         except Exception:
@@ -131,7 +135,7 @@ class Trainer:
                         for j, (i, c) in enumerate(zip(kept, labels, strict=True))
                     ],
                 )
-            clustering_repository.mark_trained(session, [(u, v) for u, _, v in rows])
+            clustering_repository.mark_trained(session, [user_id for user_id, _, _ in rows])
         if version is not None:
             self.version = version
         return TrainResult(rows=len(rows), version=version)
