@@ -19,14 +19,14 @@ class CurrentModel:
 
 
 class ModelCache:
-    """Checks the latest version on every call (one indexed query); reloads only when it moved."""
+    """Holds the centers of the newest version seen; reloads only when the version moved."""
 
     def __init__(self) -> None:
         self._current: CurrentModel | None = None
         self._lock = threading.Lock()
 
-    def get(self, session: Session) -> CurrentModel | None:
-        version = clustering_repository.latest_version(session)
+    def get(self, session: Session, version: int | None) -> CurrentModel | None:
+        """The centers of `version` (the latest, read by the caller in its own query)."""
         if version is None:
             return None
         current = self._current

@@ -21,9 +21,11 @@ def create_db_engine(url: str) -> Engine:
     parsed = make_url(url)
     ensure_sqlite_directory(url)
     if parsed.get_backend_name() != "sqlite":
+        # No pre-ping: it is a round trip per checkout. A connection that died is invalidated
+        # on its first error (answered 503) and replaced at the next checkout.
         return create_engine(
             url,
-            pool_pre_ping=True,
+            pool_recycle=1800,
             pool_size=10,
             max_overflow=20,
             connect_args={"connect_timeout": 5},
@@ -67,7 +69,12 @@ class Database:
 
     def __init__(self, url: str) -> None:
         self.engine = create_db_engine(url)
-        self._reader = sessionmaker(self.engine, expire_on_commit=False)
+        # PostgreSQL readers run in autocommit: no BEGIN/ROLLBACK round trips around queries
+        # that are one statement (SQLite's are in-process and cost nothing).
+        reader = self.engine
+        if not is_sqlite(self.engine):
+            reader = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._reader = sessionmaker(reader, expire_on_commit=False)
         self._writer = sessionmaker(
             self.engine.execution_options(sqlite_begin="IMMEDIATE"), expire_on_commit=False
         )

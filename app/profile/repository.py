@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Row, delete, func, select, update
 from sqlalchemy.orm import Session
 
-from app.db.models import Event, Item, UserProfile
+from app.db.models import Event, Item, ModelCheckpoint, UserProfile
 from app.db.session import dialect_insert, rowcount
 
 
@@ -81,6 +81,38 @@ def lock_profiles(
         .with_for_update()
     ).all()
     return {p.user_id: p for p in profiles}
+
+
+@dataclass(frozen=True)
+class QuerySnapshot:
+    profile: Row[Any] | None  # event_count, vector_sum, last_event_at, updated_at
+    pending_events: int
+    model_version: int | None
+
+
+def query_snapshot(session: Session, user_id: str) -> QuerySnapshot:
+    """What a cluster query needs, in one round trip: the profile, the user's unapplied events
+    and the latest committed model version."""
+    pending = (
+        select(func.count())
+        .where(Event.user_id == user_id, Event.applied_at.is_(None))
+        .scalar_subquery()
+    )
+    latest = select(func.max(ModelCheckpoint.version)).scalar_subquery()
+    row = session.execute(
+        select(
+            pending.label("pending"),
+            latest.label("latest"),
+            UserProfile.event_count,
+            UserProfile.vector_sum,
+            UserProfile.last_event_at,
+            UserProfile.updated_at,
+        ).where(UserProfile.user_id == user_id)
+    ).first()
+    if row is None:  # no profile (yet): the rarer path costs a second statement
+        counts = session.execute(select(pending, latest)).one()
+        return QuerySnapshot(profile=None, pending_events=counts[0], model_version=counts[1])
+    return QuerySnapshot(profile=row, pending_events=row.pending, model_version=row.latest)
 
 
 def get(session: Session, user_id: str) -> UserProfile | None:

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.clustering import repository as clustering_repository
 from app.clustering.current import ModelCache
 from app.clustering.vectors import unit_rows
-from app.db.models import Event
 from app.errors import NotFound
 from app.event import repository as event_repository
 from app.profile import repository as profile_repository
@@ -20,18 +18,13 @@ ALTERNATIVES = 3
 
 def current_cluster(session: Session, *, user_id: str, models: ModelCache) -> UserCluster:
     """The user's cluster against the latest committed model version."""
-    profile = profile_repository.get(session, user_id)
-    pending = (
-        session.scalar(
-            select(func.count()).where(Event.user_id == user_id, Event.applied_at.is_(None))
-        )
-        or 0
-    )
-    if profile is None and not pending:
+    snapshot = profile_repository.query_snapshot(session, user_id)
+    profile = snapshot.profile
+    if profile is None and not snapshot.pending_events:
         raise NotFound(f"no events for user {user_id!r}")
     info = ProfileInfo(
         events=profile.event_count if profile else 0,
-        pending_events=pending,
+        pending_events=snapshot.pending_events,
         last_event_at=profile.last_event_at if profile else None,
         updated_at=profile.updated_at if profile else None,
     )
@@ -45,7 +38,7 @@ def current_cluster(session: Session, *, user_id: str, models: ModelCache) -> Us
         model_version=None,
         profile=info,
     )
-    model = models.get(session)
+    model = models.get(session, snapshot.model_version)
     if model is None or profile is None:
         return answer
     answer.model_version = model.version
