@@ -60,6 +60,9 @@ def main() -> None:
         ]
         print(table(grid))
         print(f"plot: {plots.comparison(grid, args.plots)}")
+        main_run = json.loads((args.out / "results" / f"{args.name or 'k8-hl30'}.json").read_text())
+        for path in plots.dynamics(main_run, args.plots):
+            print(f"plot: {path}")
         return
     ml = data.load(args.data_dir)
     print(
@@ -143,8 +146,8 @@ def table(results: list[dict]) -> str:  # type: ignore[type-arg]
         rows.append(
             f"| {r['settings']['APP_CLUSTERS']} | {r['settings']['APP_PROFILE_HALF_LIFE_DAYS']} | "
             f"{s['lift']:.2f}x | {o['lift']:.2f}x; {spread['mean']:.2f} ± {spread['sd']:.2f}x | "
-            f"{s['inertia_ratio']:.3f} | {_f(s['silhouette'])} / {o['silhouette']:.3f} | "
-            f"{_f(s['davies_bouldin'])} / {o['davies_bouldin']:.2f} | {after} |"
+            f"{s['inertia_ratio']:.3f} | {_f(s['silhouette'], 3)} / {o['silhouette']:.3f} | "
+            f"{_f(s['davies_bouldin'], 2)} / {o['davies_bouldin']:.2f} | {after} |"
         )
     return "\n".join([head, *rows])
 
@@ -153,8 +156,8 @@ def _grid_key(r: dict) -> tuple[int, float]:  # type: ignore[type-arg]
     return int(r["settings"]["APP_CLUSTERS"]), float(r["settings"]["APP_PROFILE_HALF_LIFE_DAYS"])
 
 
-def _f(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:.4f}"
+def _f(x: float | None, digits: int = 4) -> str:
+    return "n/a" if x is None else f"{x:.{digits}f}"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -176,7 +179,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--plots", type=Path, default=HERE / "plots")
     p.add_argument("--no-plots", action="store_true")
     p.add_argument(
-        "--compare", action="store_true", help="only tabulate and plot saved k*-hl* results"
+        "--compare",
+        action="store_true",
+        help="only tabulate and plot saved results (dynamics of --name, default k8-hl30)",
     )
     return p
 

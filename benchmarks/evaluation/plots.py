@@ -84,21 +84,49 @@ def comparison(results: list[dict[str, Any]], folder: Path) -> Path:
         line = ax1.plot(
             ks, [r["streaming"]["lift"] for r in rs], marker="o", label=f"service, {hl} d"
         )
-        ax1.plot(
+        color = line[0].get_color()
+        spread = [r["offline"]["lift_over_seeds"] for r in rs]
+        ax1.errorbar(
             ks,
-            [r["offline"]["lift"] for r in rs],
+            [s["mean"] for s in spread],
+            yerr=[s["sd"] for s in spread],
             marker="x",
             linestyle="--",
-            color=line[0].get_color(),
-            label=f"exact KMeans, {hl} d",
+            color=color,
+            capsize=3,
+            label=f"exact KMeans (10 seeds, mean ± sd), {hl} d",
         )
-        ax2.plot(ks, [r["streaming"]["inertia_ratio"] for r in rs], marker="o", label=f"{hl} d")
+        ax2.plot(
+            ks,
+            [r["streaming"]["inertia_ratio"] for r in rs],
+            marker="o",
+            color=color,
+            label=f"streaming, {hl} d",
+        )
+        rc = [(k, r["recluster"]) for k, r in zip(ks, rs, strict=True) if r.get("recluster")]
+        if rc:
+            ax1.plot(
+                [k for k, _ in rc],
+                [x["lift"] for _, x in rc],
+                marker="s",
+                linestyle=":",
+                color=color,
+                label=f"service after recluster, {hl} d",
+            )
+            ax2.plot(
+                [k for k, _ in rc],
+                [x["inertia_ratio"] for _, x in rc],
+                marker="s",
+                linestyle=":",
+                color=color,
+                label=f"after recluster, {hl} d",
+            )
     for ax in (ax1, ax2):
         ax.set_xscale("log", base=2)
         ax.set_xticks([4, 8, 16, 32], ["4", "8", "16", "32"])
         ax.set_xlabel("k (APP_CLUSTERS)")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7, loc="lower right" if ax is ax1 else "upper left")
     ax1.axhline(1.0, color="grey", linewidth=0.8)
     ax1.set_ylabel("recall@20 / global popularity")
     ax2.axhline(1.05, color="tab:red", linewidth=0.8, linestyle=":")
