@@ -84,6 +84,7 @@ class Settings(BaseSettings):
     batch_size: int = Field(1024, ge=1, le=100_000)  # events per profile step, rows per train step
     metrics_sample_size: int = Field(2000, ge=10)  # users in the (O(n^2)) silhouette
     metrics_max_users: int = Field(100_000, ge=10)  # users in one evaluation, sampled beyond
+    consolidate: bool = True  # when the trainer is idle: one Lloyd step over all profiles
     api_keys: Annotated[dict[str, frozenset[str]], NoDecode] = Field(default_factory=dict)
     worker: WorkerMode = WorkerMode.inline
 

@@ -110,6 +110,19 @@ class OnlineKMeans:
                 self._estimator._counts *= self.forgetting_factor(chunk.shape[0])
             self._estimator.partial_fit(chunk)
 
+    def set_centers(self, centers: np.ndarray) -> None:
+        """Replace the (k, d) centers, e.g. by a Lloyd step. The counts, step count and random
+        state are kept, so later partial_fit steps weigh their rows as before."""
+        est = self._fitted_estimator()
+        centers = np.array(centers, dtype=DTYPE, order="C", copy=True)  # sklearn updates in place
+        if centers.shape != est.cluster_centers_.shape:
+            raise ValueError(
+                f"expected centers of shape {est.cluster_centers_.shape}, got {centers.shape}"
+            )
+        if not np.isfinite(centers).all():
+            raise ValueError("centers contain NaN or infinite values")
+        est.cluster_centers_ = centers
+
     def distances(self, X: np.ndarray) -> np.ndarray:
         """(n, k) Euclidean distances from each row to each center."""
         centers = self._fitted_estimator().cluster_centers_

@@ -107,3 +107,11 @@ def profile_sample(session: Session, limit: int) -> list[tuple[str, bytes]]:
     if total > limit:
         query = query.order_by(func.random()).limit(limit)
     return list(session.execute(query).tuples())
+
+
+def profile_page(session: Session, *, after: str | None, limit: int) -> list[tuple[str, bytes]]:
+    """The next `limit` profiles in user_id order after `after`: keyset pages, bounded memory."""
+    query = select(UserProfile.user_id, UserProfile.vector_sum).where(UserProfile.event_count > 0)
+    if after is not None:
+        query = query.where(UserProfile.user_id > after)
+    return list(session.execute(query.order_by(UserProfile.user_id).limit(limit)).tuples())

@@ -20,6 +20,8 @@ from app.db.session import Database
 log = logging.getLogger(__name__)
 RECLUSTER_STARTS = 3  # k-means++ starts for a new generation; the lowest inertia wins
 RECLUSTER_EPOCHS = 30  # shuffled passes over all profiles per start
+CONSOLIDATED = "consolidated_profiles"  # checkpoint meta key of a consolidation's version
+CONSOLIDATE_PAGE = 10_000  # profiles read at a time by the consolidation pass (bounded memory)
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,9 @@ class Trainer:
         self.model = self._new_model(settings.clusters)
         self.version = 0
         self.generation = 1
+        # The version whose centres the last consolidation pass started from or produced: at
+        # most one pass per model change, so an idle trainer does not commit versions forever.
+        self.consolidated = 0
 
     def _new_model(self, clusters: int, seed_offset: int = 0) -> OnlineKMeans:
         s = self.settings
@@ -73,10 +78,13 @@ class Trainer:
                 0,
                 1,
             )
+            self.consolidated = 0
             return
         state = CheckpointState(meta=row.meta, centers=row.centers, counts=row.counts)
         self.model = load_state(state, embedding_model=self.embedding_model, n_features=self.dim)
         self.version, self.generation = row.version, row.generation
+        # Derived from the checkpoint, so a restart does not consolidate a consolidation again.
+        self.consolidated = row.version if CONSOLIDATED in row.meta else 0
         if row.n_clusters != self.settings.clusters:
             log.warning(
                 "the model has %d clusters but APP_CLUSTERS=%d; it keeps %d until "
@@ -89,7 +97,8 @@ class Trainer:
         log.info("restored model version %d (generation %d)", row.version, row.generation)
 
     def step(self, db: Database) -> TrainResult:
-        """One partial_fit over profiles changed since they were last trained on."""
+        """One partial_fit over profiles changed since they were last trained on; when there are
+        none and the model changed since the last consolidation, a consolidation instead."""
         started = time.perf_counter()
         with db.read() as session:
             latest = clustering_repository.latest_version(session) or 0
@@ -97,6 +106,8 @@ class Trainer:
             self.restore(db)
         try:
             result = self._step(db)
+            if not result.rows and self._should_consolidate():
+                result = TrainResult(version=self._consolidate(db))
         except Exception:
             self.restore(db)  # the in-memory model may be ahead of what was committed
             raise
@@ -140,15 +151,61 @@ class Trainer:
             self.version = version
         return TrainResult(rows=len(rows), version=version)
 
-    def _commit_version(self, session, version: int, rows: int) -> None:  # type: ignore[no-untyped-def]
+    def _should_consolidate(self) -> bool:
+        return self.settings.consolidate and self.model.fitted and self.consolidated != self.version
+
+    def _consolidate(self, db: Database) -> int | None:
+        """One Lloyd iteration: each centre moves to the mean of the current profiles nearest
+        it, and is committed as a new version of this generation (None when nothing moved).
+
+        Mini-batch centres are count-weighted means of every snapshot they ever absorbed, stale
+        and partial ones included; nothing else pulls them back to their current members
+        (benchmarks/EVALUATION.md). A centre with no members keeps its place. The counts stay
+        as they are: they are the weight the centre holds against future mini-batches (and what
+        forgetting decays), not its member count, so the stream's learning rate and sklearn's
+        low-count reassignment go on unchanged. Only profiles and centres are read, in user_id
+        order, so the result is deterministic and a restored trainer resumes bit-identically."""
+        k = self.model.n_clusters
+        sums = np.zeros((k, self.dim), dtype=np.float64)
+        members = np.zeros(k, dtype=np.int64)
+        after: str | None = None
+        with db.read() as session:
+            while page := clustering_repository.profile_page(
+                session, after=after, limit=CONSOLIDATE_PAGE
+            ):
+                after = page[-1][0]
+                X, _ = unit_rows([blob for _, blob in page], self.dim)
+                X64 = X.astype(np.float64)
+                labels = self.model.predict(X64)
+                np.add.at(sums, labels, X64)  # unbuffered and in row order: deterministic
+                members += np.bincount(labels, minlength=k)
+        self.consolidated = self.version  # tried for this version, whatever the outcome
+        centers = self.model.centers
+        kept = members > 0
+        centers[kept] = sums[kept] / members[kept, None]
+        if np.array_equal(centers, self.model.centers):
+            return None  # no profiles, or already a fixed point: no version to commit
+        with db.write() as session:
+            self.model.set_centers(centers)
+            version = self.version + 1
+            self._commit_version(session, version, 0, consolidated=int(members.sum()))
+        self.version = self.consolidated = version
+        log.debug("consolidated into version %d over %d profiles", version, int(members.sum()))
+        return version
+
+    def _commit_version(  # type: ignore[no-untyped-def]
+        self, session, version: int, rows: int, *, consolidated: int | None = None
+    ) -> None:
         state = dump_state(self.model, embedding_model=self.embedding_model)
+        # A consolidation's checkpoint says so (and over how many profiles) in its meta.
+        meta = state.meta if consolidated is None else {**state.meta, CONSOLIDATED: consolidated}
         checkpoint = ModelCheckpoint(
             version=version,
             generation=self.generation,
             embedding_model=self.embedding_model,
             n_features=self.dim,
             n_clusters=self.model.n_clusters,
-            meta=state.meta,
+            meta=meta,
             centers=state.centers,
             counts=state.counts,
             trained_rows=rows,

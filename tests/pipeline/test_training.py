@@ -52,7 +52,9 @@ def test_first_fit_waits_for_enough_users(db, embedder, make_settings):
 
 
 def test_versions_grow_and_only_the_last_n_are_kept(db, embedder, make_settings):
-    settings = make_settings(clusters=3, min_users_first_fit=9, batch_size=9, checkpoints_keep=3)
+    settings = make_settings(
+        clusters=3, min_users_first_fit=9, batch_size=9, checkpoints_keep=3, consolidate=False
+    )
     post(db, topic_events(users_per_topic=20, events_per_user=1))
     drain(db, embedder, settings)
     versions = train_all(db, trainer_for(settings, embedder))
@@ -74,7 +76,9 @@ def final_state(db) -> ModelCheckpoint:
 
 
 def test_training_resumed_from_a_checkpoint_is_bit_identical(db, embedder, make_settings):
-    settings = make_settings(clusters=3, min_users_first_fit=20, batch_size=10, model_half_life=25)
+    settings = make_settings(
+        clusters=3, min_users_first_fit=20, batch_size=10, model_half_life=25, consolidate=False
+    )  # the stream alone; with consolidation: tests/pipeline/test_consolidation.py
     post(db, topic_events(users_per_topic=30, events_per_user=2))
     drain(db, embedder, settings)
 
@@ -146,6 +150,7 @@ def test_forgetting_lets_clusters_follow_drifting_interests(db, embedder, make_s
             batch_size=64,
             model_half_life=half_life,
             profile_half_life_days=1,
+            consolidate=False,  # the stream alone: a consolidation pulls centres along too
         )
         trainer = trainer_for(settings, embedder)
         day = 0
