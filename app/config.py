@@ -83,8 +83,10 @@ class Settings(BaseSettings):
     model_half_life: float = Field(50_000.0, ge=0)  # profile updates; 0 turns forgetting off
     batch_size: int = Field(1024, ge=1, le=100_000)  # events per profile step, rows per train step
     metrics_sample_size: int = Field(2000, ge=10)  # users in the (O(n^2)) silhouette
-    metrics_max_users: int = Field(100_000, ge=10)  # users in one evaluation, sampled beyond
+    metrics_max_users: int = Field(20_000, ge=10)  # users in one evaluation, sampled beyond
     consolidate: bool = True  # when the trainer is idle: one Lloyd step over all profiles
+    # Each consolidation reads every profile once: at most one per interval (0: whenever idle).
+    consolidate_interval_seconds: float = Field(60.0, ge=0)
     api_keys: Annotated[dict[str, frozenset[str]], NoDecode] = Field(default_factory=dict)
     worker: WorkerMode = WorkerMode.inline
 

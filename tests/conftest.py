@@ -88,7 +88,12 @@ def backend(database_url: str) -> str:
 @pytest.fixture
 def make_settings(database_url: str) -> Callable[..., Settings]:
     def make(**overrides: object) -> Settings:
-        values: dict[str, object] = {"database_url": database_url, "worker": "off", "api_keys": {}}
+        values: dict[str, object] = {
+            "database_url": database_url,
+            "worker": "off",
+            "api_keys": {},
+            "consolidate_interval_seconds": 0,  # tests step the trainer faster than a minute
+        }
         values.update(overrides)
         return load_settings(**values)
 

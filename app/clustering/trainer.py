@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass
 
@@ -44,6 +45,7 @@ class Trainer:
         # The version whose centres the last consolidation pass started from or produced: at
         # most one pass per model change, so an idle trainer does not commit versions forever.
         self.consolidated = 0
+        self._consolidated_at = -math.inf  # monotonic time of the last consolidation
 
     def _new_model(self, clusters: int, seed_offset: int = 0) -> OnlineKMeans:
         s = self.settings
@@ -152,7 +154,9 @@ class Trainer:
         return TrainResult(rows=len(rows), version=version)
 
     def _should_consolidate(self) -> bool:
-        return self.settings.consolidate and self.model.fitted and self.consolidated != self.version
+        s = self.settings
+        rested = time.monotonic() - self._consolidated_at >= s.consolidate_interval_seconds
+        return s.consolidate and self.model.fitted and self.consolidated != self.version and rested
 
     def _consolidate(self, db: Database) -> int | None:
         """One Lloyd iteration: each centre moves to the mean of the current profiles nearest
@@ -180,6 +184,7 @@ class Trainer:
                 np.add.at(sums, labels, X64)  # unbuffered and in row order: deterministic
                 members += np.bincount(labels, minlength=k)
         self.consolidated = self.version  # tried for this version, whatever the outcome
+        self._consolidated_at = time.monotonic()
         centers = self.model.centers
         kept = members > 0
         centers[kept] = sums[kept] / members[kept, None]

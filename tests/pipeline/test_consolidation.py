@@ -239,3 +239,21 @@ def test_training_resumed_with_consolidation_is_bit_identical(db, embedder, make
     assert result_row.meta == reference.meta
     X = profiles(db, embedder.dim)
     assert np.array_equal(trainer.model.predict(X), uninterrupted.model.predict(X))
+
+
+def test_consolidations_are_spaced_by_the_interval(db, embedder, make_settings):
+    """Each consolidation reads every profile: under a steady stream, at most one per interval."""
+    settings = make_settings(
+        clusters=3, min_users_first_fit=9, batch_size=9, consolidate_interval_seconds=3600
+    )
+    post(db, topic_events(users_per_topic=6, events_per_user=2))
+    drain(db, embedder, settings)
+    trainer = trainer_for(settings, embedder)
+    results = until_idle(db, trainer)
+    first = [r.version for r in results]
+    assert trainer.consolidated == first[-1]  # the first idle step consolidated at once
+    post(db, topic_events(users_per_topic=6, events_per_user=1, prefix="more-"))
+    drain(db, embedder, settings)
+    trained = [r.version for r in until_idle(db, trainer)]
+    assert trained and trainer.step(db).version is None  # changed, but within the interval
+    assert trainer.consolidated != trainer.version
