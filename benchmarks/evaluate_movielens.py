@@ -38,6 +38,7 @@ DEFAULTS = {
     "APP_BATCH_SIZE": "1024",
     "APP_EVALUATE_INTERVAL_SECONDS": "0.5",
     "APP_POLL_INTERVAL_SECONDS": "0.05",
+    "APP_CONSOLIDATE_INTERVAL_SECONDS": "0",  # a replay of minutes: consolidate whenever idle
     "APP_LOG_LEVEL": "WARNING",
 }
 
