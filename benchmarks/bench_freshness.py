@@ -25,7 +25,6 @@ import contextlib
 import json
 import multiprocessing
 import random
-import sys
 import time
 import urllib.request
 from datetime import UTC, datetime
@@ -231,12 +230,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=8, help="load connections")
     parser.add_argument("--worker", choices=["inline", "process"], default="inline")
     args = parser.parse_args()
-    print(common.machine())
-    print("command:", " ".join(sys.argv))
-    rows = []
-    for url in args.database_url:
-        rows += bench_database(url, args)
-    print(common.table("Freshness", ["db", "measure", "value", "target", ""], rows))
+    common.report_per_database("Freshness", args, bench_database)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -176,12 +175,7 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=10_000)
     parser.add_argument("--items", type=int, default=10_000)
     args = parser.parse_args()
-    print(common.machine())
-    print("command:", " ".join(sys.argv))
-    rows = []
-    for url in args.database_url:
-        rows += bench_database(url, args)
-    print(common.table("Ingest", ["db", "measure", "value", "target", ""], rows))
+    common.report_per_database("Ingest", args, bench_database)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import random
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -146,12 +145,7 @@ def main() -> None:
     parser.add_argument("--random-users", type=int, default=10_000, help="warm, random case")
     parser.add_argument("--warm", type=int, default=200_000, help="ratings replayed (max all)")
     args = parser.parse_args()
-    print(common.machine())
-    print("command:", " ".join(sys.argv))
-    rows = []
-    for url in args.database_url:
-        rows += bench_database(url, args)
-    print(common.table("Profile stage", ["db", "measure", "value", "target", ""], rows))
+    common.report_per_database("Profile stage", args, bench_database)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import sys
 import urllib.request
 from datetime import UTC, datetime
 
@@ -155,12 +154,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15.0, help="each run")
     parser.add_argument("--reuse", action="store_true", help="keep a database seeded before")
     args = parser.parse_args()
-    print(common.machine())
-    print("command:", " ".join(sys.argv))
-    rows = []
-    for url in args.database_url:
-        rows += bench_database(url, args)
-    print(common.table("Queries", ["db", "measure", "value", "target", ""], rows))
+    common.report_per_database("Queries", args, bench_database)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ rows in the same batches, in memory. Default settings (k=8, batch_size 1024).
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 
 import common
@@ -92,12 +91,7 @@ def main() -> None:
     parser.add_argument("--clusters", type=int, default=8, help="directions the data is around")
     parser.add_argument("--batch-size", type=int, default=1024, help="APP_BATCH_SIZE")
     args = parser.parse_args()
-    print(common.machine())
-    print("command:", " ".join(sys.argv))
-    rows = []
-    for url in args.database_url:
-        rows += bench_database(url, args)
-    print(common.table("Train stage", ["db", "measure", "value", "target", ""], rows))
+    common.report_per_database("Train stage", args, bench_database)
 
 
 if __name__ == "__main__":

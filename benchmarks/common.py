@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import csv
 import os
@@ -12,7 +13,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -198,6 +199,18 @@ def table(title: str, header: list[str], rows: list[list[object]]) -> str:
     lines.append("|" + "|".join("---" for _ in header) + "|")
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def report_per_database(
+    title: str, args: argparse.Namespace, bench_database: Callable[..., list[list[object]]]
+) -> None:
+    """Print the machine and command, run `bench_database(url, args)` per URL, print one table."""
+    print(machine())
+    print("command:", " ".join(sys.argv))
+    rows: list[list[object]] = []
+    for url in args.database_url:
+        rows += bench_database(url, args)
+    print(table(title, ["db", "measure", "value", "target", ""], rows))
 
 
 def verdict(value: float, target: float, *, higher_is_better: bool = True) -> str:
