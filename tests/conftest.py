@@ -7,6 +7,7 @@ and drops it at the end. Tables are emptied between tests.
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -121,6 +122,19 @@ def make_client(
 @pytest.fixture
 def client(make_client: Callable[..., TestClient]) -> TestClient:
     return make_client()
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """Put the root logger back as it was (configure_logging changes it process-wide)."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    logging.getLogger("uvicorn.access").disabled = False
+    logging.getLogger("sentence_transformers").setLevel(logging.NOTSET)
+    logging.captureWarnings(False)
 
 
 @pytest.fixture(scope="session")

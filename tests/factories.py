@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from app.clustering.trainer import Trainer
 from app.config import Settings
+from app.db.base import utcnow
 from app.db.session import Database
 from app.embedding.embedder import Embedder
+from app.event.schemas import EventIn
+from app.event.service import ingest
 from app.profile.service import apply_pending
 
 TOPICS = {
@@ -55,3 +61,13 @@ def topic_events(users_per_topic: int, events_per_user: int, *, prefix: str = ""
                     }
                 )
     return events
+
+
+def post(db: Database, events: list[dict], *, now: datetime | None = None) -> None:
+    """Ingest events through the service, as the API does."""
+    with db.write() as session:
+        ingest(session, events=[EventIn(**e) for e in events], now=now or utcnow())
+
+
+def trainer_for(settings: Settings, embedder: Embedder) -> Trainer:
+    return Trainer(settings, embedding_model=embedder.model_id, dim=embedder.dim)

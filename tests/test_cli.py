@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import logging
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -28,16 +26,7 @@ TOPICS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    logging.getLogger("uvicorn.access").disabled = False
-    logging.getLogger("sentence_transformers").setLevel(logging.NOTSET)
-    logging.captureWarnings(False)
+pytestmark = pytest.mark.usefixtures("restore_logging")  # the CLI configures logging
 
 
 @pytest.fixture

@@ -119,7 +119,7 @@ def test_a_timestamp_slightly_ahead_is_accepted(client, db):
 
 @pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e999"])
 def test_non_finite_weights_are_refused(client, db, literal):
-    raw = '{"events": [{"user_id": "u", "type": "view", "text": "t", "weight": ' + literal + '}]}'
+    raw = '{"events": [{"user_id": "u", "type": "view", "text": "t", "weight": ' + literal + "}]}"
     response = client.post("/v1/events", content=raw, headers={"content-type": "application/json"})
     assert response.status_code == 422
     assert stored(db) == 0

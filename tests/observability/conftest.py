@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import io
-import logging
-from collections.abc import Iterator
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -17,19 +15,6 @@ def sample(text: str, name: str, **labels: str) -> float | None:
             if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
                 return s.value
     return None
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    """Put the root logger back as it was (configure_logging changes it process-wide)."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    logging.getLogger("uvicorn.access").disabled = False
-    logging.getLogger("sentence_transformers").setLevel(logging.NOTSET)
-    logging.captureWarnings(False)
 
 
 @pytest.fixture

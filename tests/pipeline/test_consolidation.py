@@ -12,9 +12,7 @@ from app.clustering.trainer import CONSOLIDATED, Trainer, TrainResult
 from app.clustering.vectors import unit_rows
 from app.db.base import utcnow
 from app.db.models import ModelCheckpoint, UserProfile
-from app.event.schemas import EventIn
-from app.event.service import ingest
-from tests.factories import TOPICS, drain, topic_events
+from tests.factories import TOPICS, drain, post, topic_events, trainer_for
 
 MUSIC = [
     "jazz concert in the park",
@@ -23,15 +21,6 @@ MUSIC = [
     "learning to play the piano",
     "new pop album release",
 ]
-
-
-def post(db, events: list[dict]) -> None:
-    with db.write() as session:
-        ingest(session, events=[EventIn(**e) for e in events], now=utcnow())
-
-
-def trainer_for(settings, embedder) -> Trainer:
-    return Trainer(settings, embedding_model=embedder.model_id, dim=embedder.dim)
 
 
 def until_idle(db, trainer: Trainer) -> list[TrainResult]:

@@ -12,10 +12,9 @@ from sqlalchemy import func, select
 from app.db.models import Embedding, Event, UserProfile
 from app.embedding.cache import lookup
 from app.embedding.embedder import text_hash
-from app.event.schemas import EventIn
-from app.event.service import ingest
 from app.profile.math import ProfileSum, decode_sum, fold, profile_vector
 from app.profile.service import apply_pending
+from tests import factories
 from tests.conftest import empty_tables
 from tests.factories import drain
 
@@ -23,8 +22,7 @@ NOW = datetime(2026, 6, 1, tzinfo=UTC)
 
 
 def post(db, events: list[dict]) -> None:
-    with db.write() as session:
-        ingest(session, events=[EventIn(**e) for e in events], now=NOW)
+    factories.post(db, events, now=NOW)
 
 
 def profiles(db) -> dict[str, UserProfile]:

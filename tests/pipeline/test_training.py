@@ -14,18 +14,7 @@ from app.clustering.trainer import Trainer
 from app.clustering.vectors import unit_rows
 from app.db.base import utcnow
 from app.db.models import ModelCheckpoint, UserProfile
-from app.event.schemas import EventIn
-from app.event.service import ingest
-from tests.factories import TOPICS, drain, topic_events
-
-
-def post(db, events: list[dict]) -> None:
-    with db.write() as session:
-        ingest(session, events=[EventIn(**e) for e in events], now=utcnow())
-
-
-def trainer_for(settings, embedder) -> Trainer:
-    return Trainer(settings, embedding_model=embedder.model_id, dim=embedder.dim)
+from tests.factories import TOPICS, drain, post, topic_events, trainer_for
 
 
 def train_all(db, trainer: Trainer) -> list[int]:

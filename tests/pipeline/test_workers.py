@@ -13,11 +13,8 @@ import pytest
 from sqlalchemy import func, select, update
 
 from app.clustering import repository as clustering_repository
-from app.db.base import utcnow
 from app.db.models import Event, UserProfile
-from app.event.schemas import EventIn
-from app.event.service import ingest
-from tests.factories import drain, topic_events
+from tests.factories import drain, post, topic_events
 
 WORKER_SETTINGS = {
     "clusters": 3,
@@ -27,11 +24,6 @@ WORKER_SETTINGS = {
     "evaluate_interval_seconds": 1,
     "log_level": "INFO",
 }
-
-
-def post(db, events: list[dict]) -> None:
-    with db.write() as session:
-        ingest(session, events=[EventIn(**e) for e in events], now=utcnow())
 
 
 def unapplied(db) -> int:
