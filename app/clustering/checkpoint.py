@@ -1,4 +1,4 @@
-"""Checkpoint codec for OnlineKMeans: JSON meta + raw little-endian arrays, never pickle."""
+"""Checkpoint codec for OnlineKMeans: JSON meta + raw little-endian arrays, nothing else."""
 
 from __future__ import annotations
 

@@ -102,7 +102,7 @@ class UserProfile(Base):
 
 
 class ModelCheckpoint(Base):
-    """One committed MiniBatchKMeans state (arrays + JSON, never pickle)."""
+    """One committed MiniBatchKMeans state (raw arrays + JSON meta only)."""
 
     __tablename__ = "model_checkpoint"
 
