@@ -5,11 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.db.models import Event, Item
 from app.db.session import dialect_insert, rowcount
+
+# Unapplied events whose text is known: their own, or their item's (with an outer join on
+# Item). The others wait for the item's text and are counted as waiting_for_item.
+PROCESSABLE = and_(Event.applied_at.is_(None), or_(Event.text.is_not(None), Item.text.is_not(None)))
 
 
 def insert_new(session: Session, rows: list[dict[str, Any]]) -> int:
@@ -52,7 +56,7 @@ def oldest_processable_received_at(session: Session) -> datetime | None:
     return session.scalar(
         select(func.min(Event.received_at))
         .outerjoin(Item, Item.item_id == Event.item_id)
-        .where(Event.applied_at.is_(None), Event.text.is_not(None) | Item.text.is_not(None))
+        .where(PROCESSABLE)
     )
 
 

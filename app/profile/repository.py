@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from app.db.models import Event, Item, ModelCheckpoint, UserProfile
 from app.db.session import dialect_insert, rowcount
+from app.event.repository import PROCESSABLE
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,6 @@ class PendingEvent:
 
 
 def _pending_query(limit: int):  # type: ignore[no-untyped-def]
-    # Events whose item has no text yet are left out: they wait (counted as waiting_for_item).
     return (
         select(
             Event.id,
@@ -35,7 +35,7 @@ def _pending_query(limit: int):  # type: ignore[no-untyped-def]
             func.coalesce(Event.text, Item.text).label("text"),
         )
         .outerjoin(Item, Item.item_id == Event.item_id)
-        .where(Event.applied_at.is_(None), (Event.text.is_not(None)) | (Item.text.is_not(None)))
+        .where(PROCESSABLE)
         .order_by(Event.id)
         .limit(limit)
     )
