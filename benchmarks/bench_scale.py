@@ -95,7 +95,7 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=7200, help="give up after (s)")
     args = parser.parse_args()
     print(common.machine())
-    print("command:", " ".join(sys.argv))
+    print("command:", common.command_line())
 
     url = args.database_url
     texts = movielens.item_texts(args.movielens)

@@ -107,11 +107,18 @@ def report_per_database(
 ) -> None:
     """Print the machine and command, run `bench_database(url, args)` per URL, print one table."""
     print(machine())
-    print("command:", " ".join(sys.argv))
+    print("command:", command_line())
     rows: list[list[object]] = []
     for url in args.database_url:
         rows += bench_database(url, args)
     print(table(title, ["db", "measure", "value", "target", ""], rows))
+
+
+def command_line() -> str:
+    """How this script was started, as `python -m benchmarks.NAME ARGS`."""
+    spec = getattr(sys.modules["__main__"], "__spec__", None)
+    name = spec.name if spec else sys.argv[0]
+    return " ".join(["python -m", name, *sys.argv[1:]])
 
 
 def verdict(value: float, target: float, *, higher_is_better: bool = True) -> str:
