@@ -22,7 +22,6 @@ import asyncio
 import json
 import multiprocessing
 import random
-import sys
 import threading
 import time
 from pathlib import Path

@@ -20,8 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import signal
-import sys
 import time
 from functools import cache
 from pathlib import Path
@@ -39,8 +37,6 @@ HERE = Path(__file__).resolve().parent
 
 def main() -> None:
     args = _parser().parse_args()
-    # A terminated evaluation still stops the service it started (the `with` blocks unwind).
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.compare:
         from benchmarks.evaluation import plots
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -64,6 +66,7 @@ class Service:
     def start(self, *, timeout: float = 300.0) -> None:
         """Start the server and wait until `/readyz` answers 200 (with an inline worker: once
         its embedding model is loaded). Its output goes to `log_dir/serve-PORT.log`."""
+        _exit_on_sigterm()
         self.process = self._spawn(["serve", "--port", str(self.port)], f"serve-{self.port}.log")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -83,6 +86,7 @@ class Service:
     @contextlib.contextmanager
     def worker(self) -> Iterator[subprocess.Popen[bytes]]:
         """`python -m app worker` on the same settings (run the API with `worker="off"`)."""
+        _exit_on_sigterm()
         process = self._spawn(["worker"], "worker.log")
         try:
             yield process
@@ -110,6 +114,13 @@ class Service:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
+
+
+def _exit_on_sigterm() -> None:
+    """A terminated benchmark still stops the processes it started: SIGTERM becomes SystemExit,
+    so the `with` blocks around them unwind."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
