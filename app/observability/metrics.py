@@ -28,10 +28,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.clustering import repository as clustering_repository
 from app.db.base import utcnow
 from app.db.session import Database
 from app.event import repository as event_repository
+from app.model import repository as model_repository
 from app.profile import repository as profile_repository
 
 access_log = logging.getLogger("app.access")
@@ -104,8 +104,8 @@ class DatabaseCollector(Collector):
         with self.db.read() as session:
             counts = event_repository.pending_counts(session)
             users = profile_repository.count(session)
-            checkpoint = clustering_repository.latest_checkpoint(session)
-            quality = clustering_repository.latest_metrics(session)
+            checkpoint = model_repository.latest_checkpoint(session)
+            quality = model_repository.latest_metrics(session)
         yield GaugeMetricFamily("interest_database_up", "Database reachable", value=1)
         for state, value in counts.items():
             yield GaugeMetricFamily(

@@ -8,10 +8,10 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
 from app.auth import require
-from app.clustering import repository as clustering_repository
 from app.db.base import utcnow
 from app.dependencies import ReadSession
 from app.event import repository as event_repository
+from app.model import repository as model_repository
 from app.profile import repository as profile_repository
 
 router = APIRouter(prefix="/v1", tags=["stats"], dependencies=[Depends(require("read"))])
@@ -40,7 +40,7 @@ class Stats(BaseModel):
 @router.get("/stats")
 def get_stats(session: ReadSession) -> Stats:
     """Event counts, users, the current model and the processing lag."""
-    checkpoint = clustering_repository.latest_checkpoint(session)
+    checkpoint = model_repository.latest_checkpoint(session)
     oldest = event_repository.oldest_processable_received_at(session)
     return Stats(
         events=EventStats(**event_repository.pending_counts(session)),

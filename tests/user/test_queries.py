@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from app.clustering.evaluation import evaluate
-from app.clustering.trainer import Trainer
 from app.db.models import Event, UserCluster, UserProfile
+from app.model.evaluation import evaluate
+from app.model.trainer import Trainer
 from tests.factories import TOPICS, drain, topic_events
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.clustering.checkpoint import CheckpointError, CheckpointState, dump_state, load_state
+from app.clustering.codec import CheckpointError, CheckpointState, dump_state, load_state
 from app.clustering.model import OnlineKMeans
 from tests.clustering.resume_worker import read_state, write_state
 from tests.clustering.synthetic import blobs, topic_centers

@@ -9,12 +9,12 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from app.clustering import repository as clustering_repository
-from app.clustering.trainer import Trainer
 from app.config import Settings
 from app.db.models import ClusterMetrics, ModelCheckpoint
 from app.db.session import Database
 from app.embedding.embedder import load_embedder
+from app.model import repository as model_repository
+from app.model.trainer import Trainer
 
 log = logging.getLogger(__name__)
 RECLUSTER_ATTEMPTS = 3
@@ -51,7 +51,7 @@ def format_list(rows: list[dict[str, Any]]) -> str:
 def show(db: Database, version: int) -> dict[str, Any] | None:
     """A checkpoint's summary: its meta without the RNG state, cluster weights, and quality."""
     with db.read() as session:
-        row = clustering_repository.get_checkpoint(session, version)
+        row = model_repository.get_checkpoint(session, version)
         if row is None:
             return None
         quality = session.scalars(

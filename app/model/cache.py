@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from sqlalchemy.orm import Session
 
-from app.clustering import repository as clustering_repository
+from app.model import repository as model_repository
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class ModelCache:
         current = self._current
         if current is not None and current.version == version:
             return current
-        row = clustering_repository.get_checkpoint(session, version)
+        row = model_repository.get_checkpoint(session, version)
         if row is None:  # pruned between the two reads: the next call sees the newer one
             return current
         shape = (row.n_clusters, row.n_features)

@@ -9,14 +9,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from app.clustering import repository as clustering_repository
-from app.clustering.checkpoint import CheckpointState, dump_state, load_state
+from app.clustering.codec import CheckpointState, dump_state, load_state
 from app.clustering.model import OnlineKMeans
 from app.clustering.vectors import unit_rows
 from app.config import Settings
 from app.db.base import utcnow
 from app.db.models import ModelCheckpoint
 from app.db.session import Database
+from app.model import repository as model_repository
 
 log = logging.getLogger(__name__)
 RECLUSTER_STARTS = 3  # k-means++ starts for a new generation; the lowest inertia wins
@@ -73,7 +73,7 @@ class Trainer:
     def restore(self, db: Database) -> None:
         """Resume from the latest checkpoint (or start fresh when there is none)."""
         with db.read() as session:
-            row = clustering_repository.latest_checkpoint(session)
+            row = model_repository.latest_checkpoint(session)
         if row is None:
             self.model, self.version, self.generation = (
                 self._new_model(self.settings.clusters),
@@ -103,7 +103,7 @@ class Trainer:
         none and the model changed since the last consolidation, a consolidation instead."""
         started = time.perf_counter()
         with db.read() as session:
-            latest = clustering_repository.latest_version(session) or 0
+            latest = model_repository.latest_version(session) or 0
         if latest != self.version:  # a recluster committed a new generation: adopt it now
             self.restore(db)
         try:
@@ -120,10 +120,10 @@ class Trainer:
         with db.write() as session:
             limit = s.batch_size
             if not self.model.fitted:
-                if clustering_repository.count_untrained(session) < s.min_users_first_fit:
+                if model_repository.count_untrained(session) < s.min_users_first_fit:
                     return TrainResult()
                 limit = max(s.batch_size, s.min_users_first_fit)
-            rows = clustering_repository.untrained_profiles(session, limit)
+            rows = model_repository.untrained_profiles(session, limit)
             X, kept = unit_rows([blob for _, blob, _ in rows], self.dim)
             if not self.model.fitted and len(X) < self.model.n_clusters:
                 return TrainResult()
@@ -135,7 +135,7 @@ class Trainer:
                 distances = self.model.distances(X)
                 labels = distances.argmin(axis=1)
                 now = utcnow()
-                clustering_repository.add_history(
+                model_repository.add_history(
                     session,
                     [
                         {
@@ -148,7 +148,7 @@ class Trainer:
                         for j, (i, c) in enumerate(zip(kept, labels, strict=True))
                     ],
                 )
-            clustering_repository.mark_trained(session, [user_id for user_id, _, _ in rows])
+            model_repository.mark_trained(session, [user_id for user_id, _, _ in rows])
         if version is not None:
             self.version = version
         return TrainResult(rows=len(rows), version=version)
@@ -174,7 +174,7 @@ class Trainer:
         members = np.zeros(k, dtype=np.int64)
         after: str | None = None
         with db.read() as session:
-            while page := clustering_repository.profile_page(
+            while page := model_repository.profile_page(
                 session, after=after, limit=CONSOLIDATE_PAGE
             ):
                 after = page[-1][0]
@@ -216,7 +216,7 @@ class Trainer:
             trained_rows=rows,
             created_at=utcnow(),
         )
-        clustering_repository.add_checkpoint(
+        model_repository.add_checkpoint(
             session, checkpoint, keep=self.settings.checkpoints_keep
         )
 
@@ -237,7 +237,7 @@ class Trainer:
             previous, self.model = self.model, model
             try:
                 self.generation += 1
-                version = (clustering_repository.latest_version(session) or 0) + 1
+                version = (model_repository.latest_version(session) or 0) + 1
                 self._commit_version(session, version, len(X))
             except Exception:
                 self.model, self.generation = previous, self.generation - 1
@@ -254,6 +254,6 @@ def _inertia(model: OnlineKMeans, X: np.ndarray, chunk: int = 65536) -> float:
 
 
 def _all_unit_profiles(session, dim: int) -> tuple[list[str], np.ndarray]:  # type: ignore[no-untyped-def]
-    rows = clustering_repository.profile_sample(session, limit=10**9)
+    rows = model_repository.profile_sample(session, limit=10**9)
     X, kept = unit_rows([blob for _, blob in rows], dim)
     return [rows[i][0] for i in kept], X

@@ -9,7 +9,6 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.clustering import repository as clustering_repository
 from app.clustering.labels import cluster_keywords, representative_items
 from app.clustering.metrics import compute_quality
 from app.clustering.model import OnlineKMeans
@@ -20,6 +19,7 @@ from app.db.models import ClusterMetrics, Event, Item
 from app.db.session import Database
 from app.embedding import cache as embedding_cache
 from app.embedding.embedder import text_hash
+from app.model import repository as model_repository
 
 RECENT_EVENTS = 20_000  # the texts that label clusters: the newest applied events
 KEYWORDS = 8
@@ -37,7 +37,7 @@ def evaluate(
 ) -> tuple[ClusterMetrics, dict[str, int]]:
     """Store a snapshot for `version`; returns it and the user -> cluster map it saw."""
     with db.read() as session:
-        rows = clustering_repository.profile_sample(session, settings.metrics_max_users)
+        rows = model_repository.profile_sample(session, settings.metrics_max_users)
         X, kept = unit_rows([blob for _, blob in rows], model.n_features)
         user_ids = [rows[i][0] for i in kept]
         quality = compute_quality(
@@ -61,7 +61,7 @@ def evaluate(
         **quality,
     )
     with db.write() as session:
-        clustering_repository.add_metrics(session, snapshot)
+        model_repository.add_metrics(session, snapshot)
     return snapshot, assignment
 
 
