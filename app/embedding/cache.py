@@ -8,18 +8,17 @@ from sqlalchemy.orm import Session
 
 from app.db.base import utcnow
 from app.db.models import Embedding
-from app.db.session import dialect_insert
+from app.db.session import dialect_insert, in_chunks
 from app.embedding.embedder import Embedder, text_hash
 
 
 def lookup(session: Session, model_id: str, hashes: list[bytes]) -> dict[bytes, np.ndarray]:
     """Cached vectors for these text hashes (missing ones are simply absent)."""
     found: dict[bytes, np.ndarray] = {}
-    for start in range(0, len(hashes), 1000):  # bounded IN lists
+    for chunk in in_chunks(hashes):
         rows = session.execute(
             select(Embedding.text_hash, Embedding.vector).where(
-                Embedding.model_id == model_id,
-                Embedding.text_hash.in_(hashes[start : start + 1000]),
+                Embedding.model_id == model_id, Embedding.text_hash.in_(chunk)
             )
         )
         for key, blob in rows.tuples():

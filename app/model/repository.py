@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import ScalarSelect, delete, func, insert, select
 from sqlalchemy.orm import Session
 
-from app.db.models import ClusterMetrics, ModelCheckpoint, UserCluster, UserProfile
+from app.clustering.codec import CheckpointState
+from app.db.models import ClusterAssignment, ClusterMetrics, ModelCheckpoint
 from app.db.session import rowcount
 
 
@@ -15,6 +16,11 @@ def latest_checkpoint(session: Session) -> ModelCheckpoint | None:
     return session.scalars(
         select(ModelCheckpoint).order_by(ModelCheckpoint.version.desc()).limit(1)
     ).first()
+
+
+def latest_version_query() -> ScalarSelect[Any]:
+    """The latest committed version as a subquery, for queries that read it in the same trip."""
+    return select(func.max(ModelCheckpoint.version)).scalar_subquery()
 
 
 def latest_version(session: Session) -> int | None:
@@ -25,8 +31,23 @@ def get_checkpoint(session: Session, version: int) -> ModelCheckpoint | None:
     return session.get(ModelCheckpoint, version)
 
 
-def list_checkpoints(session: Session) -> list[ModelCheckpoint]:
-    return list(session.scalars(select(ModelCheckpoint).order_by(ModelCheckpoint.version)))
+def checkpoint_state(row: ModelCheckpoint) -> CheckpointState:
+    """A stored checkpoint as the codec reads it."""
+    return CheckpointState(meta=row.meta, centers=row.centers, counts=row.counts)
+
+
+def checkpoint_summaries(session: Session) -> list[dict[str, Any]]:
+    """One dict per stored checkpoint, oldest first, without loading the arrays."""
+    columns = (
+        ModelCheckpoint.version,
+        ModelCheckpoint.generation,
+        ModelCheckpoint.created_at,
+        ModelCheckpoint.trained_rows,
+        ModelCheckpoint.n_clusters,
+        ModelCheckpoint.embedding_model,
+    )
+    rows = session.execute(select(*columns).order_by(ModelCheckpoint.version)).all()
+    return [row._asdict() for row in rows]
 
 
 def add_checkpoint(session: Session, checkpoint: ModelCheckpoint, *, keep: int) -> None:
@@ -38,51 +59,25 @@ def add_checkpoint(session: Session, checkpoint: ModelCheckpoint, *, keep: int) 
     )
 
 
-def untrained_profiles(session: Session, limit: int) -> list[tuple[str, bytes, int]]:
-    """(user_id, vector_sum, version) of profiles changed since the trainer last saw them."""
-    query = (
-        select(UserProfile.user_id, UserProfile.vector_sum, UserProfile.version)
-        .where(UserProfile.version > UserProfile.trained_version)
-        .order_by(UserProfile.user_id)
-        .limit(limit)
-        # A profile a worker is folding right now is skipped; it is picked up next step.
-        .with_for_update(skip_locked=True)
-    )
-    return list(session.execute(query).tuples())
-
-
-def count_untrained(session: Session) -> int:
-    query = select(func.count()).where(UserProfile.version > UserProfile.trained_version)
-    return session.scalar(query) or 0
-
-
-def mark_trained(session: Session, user_ids: list[str]) -> None:
-    """Record that the trainer consumed these profiles as they are now. Correct because the
-    step read them under its row locks (`untrained_profiles`), so no fold has changed them."""
-    for start in range(0, len(user_ids), 1000):
-        session.execute(
-            update(UserProfile)
-            .where(UserProfile.user_id.in_(user_ids[start : start + 1000]))
-            .values(trained_version=UserProfile.version)
-            .execution_options(synchronize_session=False)
-        )
-
-
 def add_history(session: Session, rows: list[dict[str, Any]]) -> None:
     if rows:
-        session.execute(insert(UserCluster), rows)
+        session.execute(insert(ClusterAssignment), rows)
 
 
-def user_history(session: Session, user_id: str) -> list[UserCluster]:
+def user_history(session: Session, user_id: str) -> list[ClusterAssignment]:
     return list(
         session.scalars(
-            select(UserCluster).where(UserCluster.user_id == user_id).order_by(UserCluster.id)
+            select(ClusterAssignment)
+            .where(ClusterAssignment.user_id == user_id)
+            .order_by(ClusterAssignment.id)
         )
     )
 
 
 def delete_user_history(session: Session, user_id: str) -> int:
-    return rowcount(session.execute(delete(UserCluster).where(UserCluster.user_id == user_id)))
+    return rowcount(
+        session.execute(delete(ClusterAssignment).where(ClusterAssignment.user_id == user_id))
+    )
 
 
 def add_metrics(session: Session, snapshot: ClusterMetrics) -> None:
@@ -95,23 +90,16 @@ def latest_metrics(session: Session) -> ClusterMetrics | None:
     ).first()
 
 
+def metrics_of_version(session: Session, version: int) -> ClusterMetrics | None:
+    """The newest quality snapshot taken of `version`, if any."""
+    return session.scalars(
+        select(ClusterMetrics)
+        .where(ClusterMetrics.model_version == version)
+        .order_by(ClusterMetrics.id.desc())
+        .limit(1)
+    ).first()
+
+
 def metrics_history(session: Session, limit: int) -> list[ClusterMetrics]:
     rows = session.scalars(select(ClusterMetrics).order_by(ClusterMetrics.id.desc()).limit(limit))
     return list(reversed(list(rows)))
-
-
-def profile_sample(session: Session, limit: int) -> list[tuple[str, bytes]]:
-    """Up to `limit` profiles (all of them when there are fewer), for evaluation."""
-    query = select(UserProfile.user_id, UserProfile.vector_sum).where(UserProfile.event_count > 0)
-    total = session.scalar(select(func.count()).select_from(UserProfile)) or 0
-    if total > limit:
-        query = query.order_by(func.random()).limit(limit)
-    return list(session.execute(query).tuples())
-
-
-def profile_page(session: Session, *, after: str | None, limit: int) -> list[tuple[str, bytes]]:
-    """The next `limit` profiles in user_id order after `after`: keyset pages, bounded memory."""
-    query = select(UserProfile.user_id, UserProfile.vector_sum).where(UserProfile.event_count > 0)
-    if after is not None:
-        query = query.where(UserProfile.user_id > after)
-    return list(session.execute(query.order_by(UserProfile.user_id).limit(limit)).tuples())

@@ -11,14 +11,23 @@ from app.event import repository as event_repository
 from app.model import repository as model_repository
 from app.model.cache import ModelCache
 from app.profile import repository as profile_repository
-from app.user.schemas import Alternative, Assignment, Erased, ProfileInfo, UserCluster, UserHistory
+from app.user.schemas import (
+    Alternative,
+    Assignment,
+    Erased,
+    ProfileInfo,
+    UserCluster,
+    UserHistory,
+)
 
 ALTERNATIVES = 3
 
 
 def current_cluster(session: Session, *, user_id: str, models: ModelCache) -> UserCluster:
     """The user's cluster against the latest committed model version."""
-    snapshot = profile_repository.query_snapshot(session, user_id)
+    snapshot = profile_repository.query_snapshot(
+        session, user_id, model_version=model_repository.latest_version_query()
+    )
     profile = snapshot.profile
     if profile is None and not snapshot.pending_events:
         raise NotFound(f"no events for user {user_id!r}")

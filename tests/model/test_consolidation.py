@@ -7,6 +7,7 @@ from datetime import timedelta
 import numpy as np
 from sqlalchemy import select, update
 
+from app.clustering.codec import decode_arrays
 from app.clustering.vectors import unit_rows
 from app.db.base import utcnow
 from app.db.models import ModelCheckpoint, UserProfile
@@ -48,7 +49,7 @@ def profiles(db, dim: int) -> np.ndarray:
 
 
 def centers_of(row: ModelCheckpoint) -> np.ndarray:
-    return np.frombuffer(row.centers, dtype="<f8").reshape(row.n_clusters, row.n_features)
+    return decode_arrays(model_repository.checkpoint_state(row))[0]
 
 
 def inertia(centers: np.ndarray, X: np.ndarray) -> float:

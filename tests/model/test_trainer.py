@@ -14,6 +14,7 @@ from app.db.base import utcnow
 from app.db.models import ModelCheckpoint, UserProfile
 from app.model import repository as model_repository
 from app.model.trainer import Trainer
+from app.profile import repository as profile_repository
 from tests.factories import TOPICS, drain, post, topic_events, trainer_for
 
 
@@ -36,7 +37,7 @@ def test_first_fit_waits_for_enough_users(db, embedder, make_settings):
     first = trainer.step(db)
     assert (first.rows, first.version) == (30, 1)  # max(batch_size, min_users_first_fit) rows
     with db.read() as session:
-        assert model_repository.count_untrained(session) == 3
+        assert profile_repository.count_untrained(session) == 3
         assert model_repository.latest_version(session) == 1
 
 
@@ -49,7 +50,7 @@ def test_versions_grow_and_only_the_last_n_are_kept(db, embedder, make_settings)
     versions = train_all(db, trainer_for(settings, embedder))
     assert versions == list(range(1, len(versions) + 1)) and len(versions) >= 6
     with db.read() as session:
-        kept = [c.version for c in model_repository.list_checkpoints(session)]
+        kept = [c["version"] for c in model_repository.checkpoint_summaries(session)]
     assert kept == versions[-3:]
 
 
