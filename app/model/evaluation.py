@@ -16,7 +16,7 @@ from app.config import Settings
 from app.db.base import utcnow
 from app.db.models import ClusterMetrics
 from app.db.session import Database
-from app.embedding import service as embedding_service
+from app.embedding import repository as embedding_repository
 from app.embedding.embedder import text_hash
 from app.event import repository as event_repository
 from app.model import repository as model_repository
@@ -85,7 +85,7 @@ def explain(
         {c: texts.get(c, []) for c in range(model.n_clusters)}, top_n=KEYWORDS
     )
     all_items = {i: t for per_cluster in items.values() for i, t in per_cluster.items()}
-    vectors = embedding_service.lookup(
+    vectors = embedding_repository.lookup(
         session, embedding_model, [text_hash(t) for t in all_items.values()]
     )
     result = []
