@@ -68,7 +68,7 @@ def final_state(db) -> ModelCheckpoint:
 def test_training_resumed_from_a_checkpoint_is_bit_identical(db, embedder, make_settings):
     settings = make_settings(
         clusters=3, min_users_first_fit=20, batch_size=10, model_half_life=25, consolidate=False
-    )  # the stream alone; with consolidation: tests/pipeline/test_consolidation.py
+    )  # the stream alone; with consolidation: tests/model/test_consolidation.py
     post(db, topic_events(users_per_topic=30, events_per_user=2))
     drain(db, embedder, settings)
 
