@@ -19,10 +19,10 @@ import argparse
 import random
 from datetime import UTC, datetime
 
-from app.clustering.trainer import Trainer
 from app.config import load_settings
 from app.db.session import Database
 from app.embedding.embedder import DEFAULT_MODEL_ID
+from app.model.trainer import Trainer
 from benchmarks import common, seed
 from benchmarks.loadgen import run_load
 from benchmarks.service import AUTH, Client, Service

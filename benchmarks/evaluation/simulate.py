@@ -30,10 +30,10 @@ import numpy as np
 
 from app.clustering.metrics import compute_quality
 from app.clustering.model import OnlineKMeans
-from app.clustering.trainer import Trainer
 from app.config import Settings, load_settings
 from app.db.session import Database
 from app.embedding.embedder import DEFAULT_MODEL_ID, Embedder, load_embedder
+from app.model.trainer import Trainer
 from app.profile.service import apply_pending
 from benchmarks import common, movielens, seed
 from benchmarks.evaluation import offline
