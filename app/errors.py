@@ -60,6 +60,11 @@ class PayloadTooLarge(ProblemError):
     title = "Payload too large"
 
 
+class UnsupportedMediaType(ProblemError):
+    status = 415
+    title = "Unsupported media type"
+
+
 class Unavailable(ProblemError):
     status = 503
     title = "Service unavailable"
