@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -14,15 +15,38 @@ from app.observability import configure_logging
 log = logging.getLogger(__name__)
 
 
+def _schema_problem(settings: Settings) -> str | None:
+    """Why this database cannot be served yet (schema missing or behind), or None. A database
+    that cannot be reached is not refused: it may come up later, and /readyz says so meanwhile."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import SQLAlchemyError
+    from sqlalchemy.pool import NullPool
+
+    from app.db.errors import describe
+    from app.db.migrate import schema_status
+    from app.db.session import ensure_sqlite_directory
+
+    ensure_sqlite_directory(settings.database_url)
+    engine = create_engine(settings.database_url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            status = schema_status(conn)
+    except SQLAlchemyError as exc:
+        log.warning("cannot check the database schema yet: %s", describe(exc))
+        return None
+    finally:
+        engine.dispose()
+    return None if status.current else f"the database schema is {status.detail}"
+
+
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    import uvicorn
-
     from app.main import create_app
+    from app.server import serve
 
-    # Our logging setup stays in charge; the access line comes from app.access, with request id.
-    uvicorn.run(
-        create_app(settings), host=args.host, port=args.port, log_config=None, access_log=False
-    )
+    if problem := _schema_problem(settings):
+        print(f"not serving: {problem}", file=sys.stderr)
+        return 2
+    serve(create_app(settings), host=args.host, port=args.port)
     return 0
 
 
@@ -32,6 +56,9 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from app.db.session import Database
     from app.worker.loop import Worker
 
+    if problem := _schema_problem(settings):
+        print(f"not starting the worker: {problem}", file=sys.stderr)
+        return 2
     if args.metrics_port is not None:
         from prometheus_client import start_http_server
 
@@ -48,8 +75,11 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
 def _migrate(_: argparse.Namespace, settings: Settings) -> int:
     from app.db.migrate import upgrade
 
-    upgrade(settings.database_url)
-    print("database schema is up to date")
+    before, after = upgrade(settings.database_url)
+    if before == after:
+        print(f"database schema is up to date (revision {after})")
+    else:
+        print(f"database schema upgraded from {before or 'nothing'} to {after}")
     return 0
 
 
@@ -193,4 +223,12 @@ def main(argv: list[str] | None = None) -> None:
         print(exc, file=sys.stderr)
         raise SystemExit(2) from None
     configure_logging(settings.log_level, settings.log_format)
-    raise SystemExit(args.run(args, settings))
+    try:
+        status = args.run(args, settings)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`... | head`): not an error of ours. Point stdout at devnull so
+        # the interpreter's final flush does not fail again on the closed pipe.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        status = 141  # what a shell reports for a command killed by SIGPIPE
+    raise SystemExit(status)

@@ -102,6 +102,8 @@ class Settings(BaseSettings):
     checkpoints_keep: int = Field(20, ge=1)
     evaluate_interval_seconds: float = Field(60.0, gt=0)
     poll_interval_seconds: float = Field(0.2, gt=0)
+    # /readyz fails once every worker step has failed for this long (an inline worker only).
+    worker_stall_seconds: float = Field(60.0, ge=0)
     seed: int = 0
     log_format: LogFormat = LogFormat.text
     log_level: str = "INFO"

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ScalarSelect, Select, and_, delete, func, or_, select, update
+from sqlalchemy import ScalarSelect, Select, and_, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
+from app.db.base import utcnow
 from app.db.models import Event, Item
 from app.db.session import dialect_insert, in_chunks, rowcount
 
@@ -138,3 +140,19 @@ def user_has_events(session: Session, user_id: str) -> bool:
 
 def delete_user_events(session: Session, user_id: str) -> int:
     return rowcount(session.execute(delete(Event).where(Event.user_id == user_id)))
+
+
+def insert_probe(session: Session) -> None:
+    """Insert one event with a text of a few pages, for a caller that rolls back: proves that
+    ingest can write now (the schema is there, the database takes writes, the disk has room)."""
+    now = utcnow()
+    session.execute(
+        insert(Event).values(
+            event_id=f"readiness-probe-{uuid.uuid4().hex}",
+            user_id="readiness-probe",
+            type="probe",
+            text="x" * 16_384,
+            occurred_at=now,
+            received_at=now,
+        )
+    )
