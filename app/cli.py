@@ -1,4 +1,5 @@
-"""Entry points: `python -m app serve | worker | migrate | import | checkpoint | recluster`."""
+"""Entry points: `python -m app serve | worker | migrate | import | checkpoint | quarantine |
+recluster`."""
 
 from __future__ import annotations
 
@@ -147,6 +148,36 @@ def _recluster(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _quarantine(args: argparse.Namespace, settings: Settings) -> int:
+    from app.db.session import Database
+    from app.errors import NotFound
+    from app.quarantine import service as quarantine_service
+
+    db = Database(settings.database_url)
+    try:
+        if args.action == "list":
+            with db.read() as session:
+                page = quarantine_service.list_page(session, after=args.after, limit=args.limit)
+            for e in page.events:
+                print(json.dumps(e.model_dump(mode="json"), ensure_ascii=False))
+            if page.next_after is not None:
+                print(f"more: --after {page.next_after}", file=sys.stderr)
+            return 0
+        with db.write() as session:
+            if args.action == "retry":
+                ids = None if args.all else args.ids
+                done = f"{quarantine_service.retry(session, ids=ids).released} event(s) released"
+            else:
+                done = f"{quarantine_service.drop(session, ids=args.ids).dropped} event(s) dropped"
+    except NotFound as exc:
+        print(f"quarantine {args.action} failed: {exc.detail}", file=sys.stderr)
+        return 1
+    finally:
+        db.dispose()
+    print(done)
+    return 0
+
+
 IMPORT_HELP = """\
 Load events and/or items from CSV (a header row names the columns) or JSON Lines (one object
 per line). Columns/keys are those of the API: events have user_id, type, item_id, text,
@@ -205,6 +236,23 @@ def build_parser() -> argparse.ArgumentParser:
     show = actions.add_parser("show", help="one version's summary (no arrays)")
     show.add_argument("version", type=int)
     show.set_defaults(run=_checkpoint)
+
+    quarantine = commands.add_parser(
+        "quarantine", help="events the worker could not fold: list, retry or drop them"
+    )
+    verbs = quarantine.add_subparsers(dest="action", required=True)
+    listing = verbs.add_parser("list", help="one JSON object per line, oldest first")
+    listing.add_argument("--after", type=int, help="continue after this id")
+    listing.add_argument("--limit", type=_positive, default=1000)
+    listing.set_defaults(run=_quarantine)
+    retry = verbs.add_parser("retry", help="put events back in the work queue")
+    which = retry.add_mutually_exclusive_group(required=True)
+    which.add_argument("ids", type=int, nargs="*", default=[], help="ids from `list`")
+    which.add_argument("--all", action="store_true", help="every quarantined event")
+    retry.set_defaults(run=_quarantine)
+    drop = verbs.add_parser("drop", help="delete events for good")
+    drop.add_argument("ids", type=int, nargs="+", help="ids from `list`")
+    drop.set_defaults(run=_quarantine)
 
     recluster = commands.add_parser(
         "recluster",

@@ -19,6 +19,7 @@ from app.model.cache import ModelCache
 from app.model.router import router as model_router
 from app.observability import install_observability
 from app.openapi import problem_openapi
+from app.quarantine.router import router as quarantine_router
 from app.stats.router import router as stats_router
 from app.user.router import router as user_router
 from app.worker.loop import Worker
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         user_router,
         model_router,
         stats_router,
+        quarantine_router,
     ):
         app.include_router(router)
     app.add_middleware(StrictPathMiddleware)  # inside observability: counted, with a request id

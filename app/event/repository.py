@@ -7,16 +7,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ScalarSelect, Select, and_, delete, func, insert, or_, select, update
+from sqlalchemy import ScalarSelect, Select, and_, delete, exists, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.db.base import utcnow
-from app.db.models import Event, Item
+from app.db.models import Event, Item, QuarantinedEvent
 from app.db.session import dialect_insert, in_chunks, rowcount
 
 # Unapplied events whose text is known: their own, or their item's (with an outer join on
-# Item). The others wait for the item's text and are counted as waiting_for_item.
-PROCESSABLE = and_(Event.applied_at.is_(None), or_(Event.text.is_not(None), Item.text.is_not(None)))
+# Item), and that are not quarantined. The others wait for the item's text and are counted as
+# waiting_for_item. (The quarantine is small: the anti-join costs a probe of its primary key.)
+QUARANTINED = exists().where(QuarantinedEvent.id == Event.id)
+PROCESSABLE = and_(
+    Event.applied_at.is_(None),
+    or_(Event.text.is_not(None), Item.text.is_not(None)),
+    ~QUARANTINED,
+)
 
 
 def insert_new(session: Session, rows: list[dict[str, Any]]) -> int:
@@ -96,18 +102,30 @@ def recent_applied(session: Session, limit: int) -> list[tuple[str, str | None, 
 
 
 def user_pending_count(user_id: str) -> ScalarSelect[int]:
-    """The user's unapplied events, as a subquery to embed in another domain's one-trip query."""
+    """The user's unapplied events that are not quarantined, as a subquery to embed in another
+    domain's one-trip query."""
     return (
         select(func.count())
-        .where(Event.user_id == user_id, Event.applied_at.is_(None))
+        .where(Event.user_id == user_id, Event.applied_at.is_(None), ~QUARANTINED)
+        .scalar_subquery()
+    )
+
+
+def user_quarantined_count(user_id: str) -> ScalarSelect[int]:
+    """The user's quarantined events, as a subquery like `user_pending_count`."""
+    return (
+        select(func.count())
+        .where(Event.user_id == user_id, Event.applied_at.is_(None), QUARANTINED)
         .scalar_subquery()
     )
 
 
 def pending_counts(session: Session) -> dict[str, int]:
-    """Received, applied, pending, and the part of pending that waits for its item's text."""
+    """Received, applied, pending (the part that waits for its item's text among them), and
+    quarantined: received = applied + pending + quarantined."""
     received = session.scalar(select(func.count()).select_from(Event)) or 0
-    pending = session.scalar(select(func.count()).where(Event.applied_at.is_(None))) or 0
+    unapplied = session.scalar(select(func.count()).where(Event.applied_at.is_(None))) or 0
+    quarantined = session.scalar(select(func.count()).select_from(QuarantinedEvent)) or 0
     waiting = (
         session.scalar(
             select(func.count())
@@ -119,9 +137,10 @@ def pending_counts(session: Session) -> dict[str, int]:
     )
     return {
         "received": received,
-        "applied": received - pending,
-        "pending": pending,
+        "applied": received - unapplied,
+        "pending": unapplied - quarantined,
         "waiting_for_item": waiting,
+        "quarantined": quarantined,
     }
 
 

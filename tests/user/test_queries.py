@@ -140,6 +140,12 @@ def test_clusters_metrics_and_stats(client, db, embedder, settings):
     )
 
     stats = client.get("/v1/stats").json()
-    assert stats["events"] == {"received": 120, "applied": 120, "pending": 0, "waiting_for_item": 0}
+    assert stats["events"] == {
+        "received": 120,
+        "applied": 120,
+        "pending": 0,
+        "waiting_for_item": 0,
+        "quarantined": 0,
+    }
     assert stats["users"] == 36 and stats["model"]["version"] == trainer.version
     assert stats["model"]["n_clusters"] == 3 and stats["lag_seconds"] == 0.0
