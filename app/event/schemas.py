@@ -28,7 +28,17 @@ ISO_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
 class EventIn(BaseModel):
     """One interaction. `text`, else the item's catalogue text, is what gets embedded."""
 
-    model_config = ConfigDict(extra="forbid")
+    # The schema also says that an event needs text or an item_id (a client generated from it,
+    # or a fuzzer, then builds valid events).
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["text"], "properties": {"text": {"type": "string"}}},
+                {"required": ["item_id"], "properties": {"item_id": {"type": "string"}}},
+            ]
+        },
+    )
 
     event_id: Id | None = Field(
         None, description="Idempotency key; a resent event_id is stored once."
