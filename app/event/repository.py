@@ -83,6 +83,12 @@ def claim_pending(session: Session, limit: int) -> list[PendingEvent]:
     return _run(session, _pending_query(limit).with_for_update(of=Event, skip_locked=True))
 
 
+def claim_ids(session: Session, ids: list[int]) -> list[PendingEvent]:
+    """Lock these events if they are still processable (others may have applied them since)."""
+    query = _pending_query(len(ids)).where(Event.id.in_(ids))
+    return _run(session, query.with_for_update(of=Event, skip_locked=True))
+
+
 def mark_applied(session: Session, event_ids: list[int], *, now: datetime) -> None:
     for chunk in in_chunks(event_ids):
         session.execute(update(Event).where(Event.id.in_(chunk)).values(applied_at=now))

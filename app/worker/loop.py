@@ -107,7 +107,7 @@ class Worker:
             metrics.record_train_step(rows=result.rows, seconds=result.seconds)
             trained = result.rows
             self._evaluate_if_due()
-        return bool(step.applied or trained)
+        return bool(step.applied or step.quarantined or trained)
 
     def _lead(self) -> bool:
         if self.trainer is not None and not self.leader.still_held():
