@@ -78,6 +78,10 @@ def test_not_ready_and_503_naming_migrate_on_a_database_never_migrated(
     assert len(worker_lines) == 1, worker_lines  # one line for a repeated error
     assert "python -m app migrate" in worker_lines[0]
     assert "Traceback" not in logs.getvalue()
+    # A slow start says what it is doing: loading the model, then the first step.
+    text = logs.getvalue()
+    assert "worker loading the embedding model" in text and "loaded in" in text
+    assert "worker first profile step" in text
 
 
 def limit_sqlite_growth(engine) -> None:  # type: ignore[no-untyped-def]
