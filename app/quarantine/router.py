@@ -34,13 +34,13 @@ def retry_all(session: WriteSession) -> Released:
     return quarantine_service.retry(session, ids=None)
 
 
-@router.post("/{event}/retry", responses=NOT_FOUND)
+@router.post("/{event:int}/retry", responses=NOT_FOUND)
 def retry_one(event: EventNumber, session: WriteSession) -> Released:
     """Put one quarantined event back in the work queue."""
     return quarantine_service.retry(session, ids=[event])
 
 
-@router.delete("/{event}", responses=NOT_FOUND)
+@router.delete("/{event:int}", responses=NOT_FOUND)
 def drop_one(event: EventNumber, session: WriteSession) -> Dropped:
     """Delete one quarantined event for good."""
     return quarantine_service.drop(session, ids=[event])
