@@ -25,7 +25,7 @@ import common
 from app.config import load_settings
 from app.db.models import Event
 from app.db.session import Database
-from app.embedding import cache as embedding_cache
+from app.embedding import service as embedding_service
 from app.embedding.embedder import load_embedder
 from app.profile.service import apply_pending
 from app.quarantine import repository as quarantine_repository
@@ -78,7 +78,7 @@ def bench_database(url: str, args: argparse.Namespace) -> list[list[object]]:
         db = Database(url)
         rows = queue(args, poison=poison)
         with db.write() as session:  # warm cache: the stage's cost, not the model's
-            embedding_cache.embed_texts(session, embedder, sorted({str(r["text"]) for r in rows}))
+            embedding_service.embed_texts(session, embedder, sorted({str(r["text"]) for r in rows}))
         with db.write() as session:
             session.execute(Event.__table__.insert(), rows)
         results[poison] = drain(db, embedder, settings)

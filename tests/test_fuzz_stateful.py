@@ -27,16 +27,17 @@ from hypothesis.stateful import (
 )
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from app.clustering.current import ModelCache
-from app.clustering.trainer import Trainer
 from app.config import load_settings
 from app.main import create_app
+from app.model.cache import ModelCache
+from app.model.trainer import Trainer
 from app.profile.service import apply_pending
 from tests.conftest import empty_tables
 
 schema = schemathesis.openapi.from_dict(create_app(load_settings(api_keys={})).openapi())
 EVENTS = schema["/v1/events"]["POST"]
 ITEMS = schema["/v1/items"]["POST"]
+ITEM = schema["/v1/items/{item_id}"]["PUT"]
 CLUSTER = schema["/v1/users/{user_id}/cluster"]["GET"]
 HISTORY = schema["/v1/users/{user_id}/cluster/history"]["GET"]
 ERASE = schema["/v1/users/{user_id}"]["DELETE"]
@@ -84,6 +85,10 @@ def test_events_from_the_schema_are_accepted_folded_and_queried(
                 tally["cases with an accepted event"] += 1
                 tally["events accepted"] += response.json()["accepted"]
                 self.users |= {e["user_id"] for e in case.body["events"]}
+                # Events that name an item wait for its text: give them one.
+                for item_id in {e.get("item_id") for e in case.body["events"]} - {None}:
+                    put = ITEM.Case(path_parameters={"item_id": item_id}, body={"text": item_id})
+                    assert self.call(put).status_code == 200
 
         @rule(case=ITEMS.as_strategy())
         def post_items(self, case: Any) -> None:
@@ -98,6 +103,7 @@ def test_events_from_the_schema_are_accepted_folded_and_queried(
         @precondition(lambda self: self.users)
         @rule(data=st.data())
         def query_user(self, data: st.DataObject) -> None:
+            self.work()  # what the user's events led to, folded and trained on
             user = data.draw(st.sampled_from(sorted(self.users)))
             for operation in (CLUSTER, HISTORY):
                 response = self.call(operation.Case(path_parameters={"user_id": user}))

@@ -18,7 +18,7 @@ from app.embedding import service as embedding_service
 from app.embedding.embedder import Embedder, EmbedderError
 from app.event import repository as event_repository
 from app.event.repository import PendingEvent
-from app.observability.privacy import pseudonym
+from app.privacy import pseudonym
 from app.profile import repository as profile_repository
 from app.profile.math import ProfileSum, decode_sum, encode_sum, fold
 from app.quarantine import service as quarantine_service

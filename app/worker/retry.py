@@ -58,7 +58,7 @@ class Retry:
         self.failures, self.failing_since, self.last_error = 0, None, None
 
     def status(self, *, stall_seconds: float) -> str:
-        """"ok", or how long the loop has been failing (once that is `stall_seconds` or more)."""
+        """ "ok", or how long the loop has been failing (once that is `stall_seconds` or more)."""
         if self.failing_since is None:
             return "ok"
         failing_for = time.monotonic() - self.failing_since

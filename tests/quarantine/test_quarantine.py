@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from app.db.base import utcnow
 from app.db.models import Event
 from app.db.session import Database
-from app.profile import repository as profile_repository
+from app.event import repository as event_repository
 from app.quarantine import service as quarantine_service
 from tests.factories import post
 from tests.observability.conftest import sample
@@ -45,7 +45,7 @@ def seed(db: Database) -> dict[str, int]:
 
 def queue(db: Database) -> set[int]:
     with db.read() as session:
-        return {e.id for e in profile_repository.peek_pending(session, 100)}
+        return {e.id for e in event_repository.peek_pending(session, 100)}
 
 
 def test_quarantined_events_leave_the_queue_and_are_listed(client, db):

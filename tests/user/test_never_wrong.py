@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.clustering.trainer import Trainer
 from app.db.base import utcnow
 from app.db.models import UserProfile
 from app.db.session import Database
+from app.model.trainer import Trainer
 from app.user.service import NO_DIRECTION, NO_MODEL, NOT_APPLIED
 
 DIM = 8
