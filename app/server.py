@@ -6,6 +6,7 @@ import json
 
 import uvicorn
 from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from app.errors import PROBLEM_JSON
@@ -37,10 +38,26 @@ class ProblemHttpToolsProtocol(HttpToolsProtocol):
         self.transport.close()
 
 
+class LoggedOnce:
+    """Starlette re-raises an error after its 500 handler has answered and logged it, and
+    uvicorn then logs the same traceback again ("Exception in ASGI application"), with the path
+    and without the request id. The 500 is sent either way: one log record is enough."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.app(scope, receive, send)
+        except Exception:
+            if scope["type"] != "http":  # lifespan failures must still stop the server
+                raise
+
+
 def serve(app: FastAPI, *, host: str, port: int) -> None:
     # Our logging setup stays in charge; the access line comes from app.access, with request id.
     uvicorn.run(
-        app,
+        LoggedOnce(app),
         host=host,
         port=port,
         http=ProblemHttpToolsProtocol,

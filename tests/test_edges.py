@@ -3,6 +3,7 @@ nothing is stored. Each case here was accepted (or answered oddly) before."""
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 import time
@@ -16,7 +17,7 @@ from app.config import MAX_WEIGHT, SettingsError, load_settings
 from app.db.models import Event, Item
 from app.db.session import Database
 from app.main import create_app
-from app.server import ProblemHttpToolsProtocol
+from app.server import LoggedOnce, ProblemHttpToolsProtocol
 
 EVENT = {"user_id": "u", "type": "view", "text": "t"}
 
@@ -161,8 +162,14 @@ def live_server(make_settings) -> Iterator[int]:  # type: ignore[no-untyped-def]
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
+    app = create_app(make_settings())
+
+    def broken() -> None:
+        raise RuntimeError("a bug")
+
+    app.add_api_route("/broken", broken)
     config = uvicorn.Config(
-        create_app(make_settings()),
+        LoggedOnce(app),
         host="127.0.0.1",
         port=port,
         http=ProblemHttpToolsProtocol,
@@ -204,3 +211,14 @@ def test_requests_uvicorn_cannot_parse_get_problem_json(live_server, request_byt
     assert head.startswith(b"HTTP/1.1 400"), answer[:200]
     assert b"content-type: application/problem+json" in head.lower()
     assert b'"status": 400' in body
+
+
+def test_an_unexpected_error_is_one_problem_and_one_log_record(live_server, caplog):
+    with caplog.at_level(logging.ERROR):
+        answer = raw_request(live_server, b"GET /broken HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(0.2)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 500") and b"application/problem+json" in head
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert [r.name for r in errors] == ["app.errors"], [r.getMessage() for r in errors]
+    assert "/broken" in errors[0].getMessage()  # the route template; no path with ids
