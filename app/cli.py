@@ -19,16 +19,13 @@ log = logging.getLogger(__name__)
 def _schema_problem(settings: Settings) -> str | None:
     """Why this database cannot be served yet (schema missing or behind), or None. A database
     that cannot be reached is not refused: it may come up later, and /readyz says so meanwhile."""
-    from sqlalchemy import create_engine
     from sqlalchemy.exc import SQLAlchemyError
-    from sqlalchemy.pool import NullPool
 
     from app.db.errors import describe
     from app.db.migrate import schema_status
-    from app.db.session import ensure_sqlite_directory
+    from app.db.session import create_db_engine
 
-    ensure_sqlite_directory(settings.database_url)
-    engine = create_engine(settings.database_url, poolclass=NullPool)
+    engine = create_db_engine(settings.database_url)  # with its connect timeout
     try:
         with engine.connect() as conn:
             status = schema_status(conn)
