@@ -143,3 +143,28 @@ def test_the_quickstart_can_be_run_twice_without_doubling_the_data(live_port, db
         outputs.append(result.stdout.strip().splitlines()[-1])
     assert "'accepted': 300" in outputs[0]
     assert "'accepted': 0" in outputs[1] and "'duplicates': 300" in outputs[1]
+
+
+def test_postgres_only_tests_have_no_sqlite_cell_to_skip():
+    """`make test` used to print "SKIPPED ... needs PostgreSQL" for SQLite cells even when the
+    PostgreSQL cells ran: those cells are not collected at all now."""
+    collected = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--collect-only",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-m",
+            "postgres_only",
+            "tests",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
+    cells = [line for line in collected.splitlines() if "::" in line]
+    assert cells and all(line.endswith("[postgresql]") for line in cells), cells
