@@ -1,22 +1,51 @@
-"""Checkpoint codec for OnlineKMeans: JSON meta + raw little-endian arrays, nothing else."""
+"""Checkpoint codec for OnlineKMeans: JSON meta + raw little-endian arrays, nothing else.
+
+The only module that reads or writes MiniBatchKMeans' private state (the model's forgetting
+goes through `center_counts` and `decay_counts`), so a scikit-learn release that changes that
+state fails here and in tests/clustering, nowhere else. Each checkpoint records the
+scikit-learn that wrote it and a witness of what that release did with the state; a restore
+repeats the witness and refuses, naming `recluster`, when anything differs.
+"""
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
-from typing import Any, TypeGuard
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import numpy as np
 import sklearn
+from sklearn.cluster import MiniBatchKMeans
 from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
 
-from app.clustering.model import DTYPE, OnlineKMeans
+if TYPE_CHECKING:
+    from app.clustering.model import OnlineKMeans
 
 CODEC_VERSION = 1
-# Arrays are stored as little-endian float64 whatever the host byte order.
-ARRAY_DTYPE = np.dtype(DTYPE).newbyteorder("<")
+# The model's float64 (model.DTYPE), stored little-endian whatever the host byte order.
+ARRAY_DTYPE = np.dtype("<f8")
 _MT_KEY_LENGTH = 624
 _UINT32_MAX = 2**32 - 1
+# MiniBatchKMeans' fitted state: what a checkpoint saves, and what restore derives from the
+# machine as partial_fit does. A release that keeps anything else cannot be saved exactly.
+SAVED_STATE = frozenset(
+    {
+        "cluster_centers_",
+        "_counts",
+        "n_steps_",
+        "_n_since_last_reassign",
+        "_batch_size",
+        "_init_size",
+        "n_features_in_",
+        "_tol",
+        "_n_init",
+        "_random_state",
+    }
+)
+RUNTIME_STATE = frozenset({"_n_threads", "_n_features_out"})
+# Witness floats agree to rounding across releases (summation order may change), not more.
+_WITNESS_RTOL = 1e-9
 
 
 class CheckpointError(ValueError):
@@ -32,11 +61,27 @@ class CheckpointState:
     counts: bytes
 
 
+def center_counts(estimator: MiniBatchKMeans) -> np.ndarray:
+    """Copy of the (decayed) per-center weight sums of a fitted estimator."""
+    return np.array(estimator._counts, dtype=np.float64, copy=True)
+
+
+def decay_counts(estimator: MiniBatchKMeans, factor: float) -> None:
+    """Scale the per-center weight sums in place (forgetting, before a partial_fit step)."""
+    estimator._counts *= factor
+
+
 def dump_state(model: OnlineKMeans, *, embedding_model: str) -> CheckpointState:
     """Encode the full training state of a fitted model."""
     if not model.fitted:
         raise CheckpointError("cannot checkpoint a clustering model that has not been trained")
     est = model.estimator
+    witness = _witness(est)
+    if problem := _state_problem(witness.pop("state")):
+        raise CheckpointError(
+            f"cannot checkpoint under scikit-learn {sklearn.__version__}: {problem}; the codec "
+            "(app/clustering/checkpoint.py) must learn that state before this release is used"
+        )
     name, key, pos, has_gauss, cached_gaussian = est._random_state.get_state(legacy=True)
     if name != "MT19937":
         raise CheckpointError(f"unsupported random generator {name!r}")
@@ -66,8 +111,9 @@ def dump_state(model: OnlineKMeans, *, embedding_model: str) -> CheckpointState:
         },
         "centers": {"dtype": ARRAY_DTYPE.str, "shape": list(centers.shape)},
         "counts": {"dtype": ARRAY_DTYPE.str, "shape": list(counts.shape)},
-        # informational: bit-exact resume is only promised on the same sklearn/numpy build
+        # bit-exact resume is promised on the same scikit-learn; another one must repeat this
         "sklearn_version": sklearn.__version__,
+        "witness": witness,
     }
     return CheckpointState(meta=meta, centers=centers.tobytes(), counts=counts.tobytes())
 
@@ -86,7 +132,10 @@ def decode_arrays(state: CheckpointState) -> tuple[np.ndarray, np.ndarray]:
 
 
 def load_state(state: CheckpointState, *, embedding_model: str, n_features: int) -> OnlineKMeans:
-    """Decode and validate a checkpoint into a model that resumes training bit-identically."""
+    """Decode and validate a checkpoint into a model that resumes training bit-identically,
+    verified by repeating the checkpoint's witness with the installed scikit-learn."""
+    from app.clustering.model import OnlineKMeans  # model.py imports this module
+
     meta = _meta(state)
     _check_compatible(meta, embedding_model=embedding_model, n_features=n_features)
 
@@ -124,6 +173,7 @@ def load_state(state: CheckpointState, *, embedding_model: str, n_features: int)
     # Runtime properties, not training state: derived from this machine like partial_fit does.
     est._n_threads = _openmp_effective_n_threads()
     est._n_features_out = n_clusters
+    _verify(meta, est)
     return model
 
 
@@ -138,6 +188,73 @@ def _meta(state: CheckpointState) -> dict[str, Any]:
             f"{CODEC_VERSION}"
         )
     return meta
+
+
+def _witness(est: MiniBatchKMeans) -> dict[str, Any]:
+    """What this scikit-learn does with the state, on a copy: the clusters of probe rows near
+    the centres, then one step on those rows without reassignment (so no random draw): how far
+    each centre moved and the counts after. Also the state names it keeps after the step."""
+    centers = est.cluster_centers_
+    probe = 0.75 * centers + 0.25 * np.roll(centers, 1, axis=0)  # deterministic, no RNG
+    trial = copy.deepcopy(est)
+    trial.set_params(reassignment_ratio=0.0)
+    labels = trial.predict(probe)
+    trial.partial_fit(probe)
+    return {
+        "labels": [int(v) for v in labels],
+        "moved": [float(v) for v in np.linalg.norm(trial.cluster_centers_ - centers, axis=1)],
+        "counts": [float(v) for v in trial._counts],
+        "state": set(vars(trial)) - set(trial.get_params(deep=False)),
+    }
+
+
+def _state_problem(names: set[str]) -> str | None:
+    known = SAVED_STATE | RUNTIME_STATE
+    if names == known:
+        return None
+    return (
+        f"its MiniBatchKMeans keeps state the codec does not know {sorted(names - known)} "
+        f"and lacks state the codec restores {sorted(known - names)}"
+    )
+
+
+def _verify(meta: dict[str, Any], est: MiniBatchKMeans) -> None:
+    """Refuse a restore that cannot be shown exact: never resume from state read differently."""
+    written_by, running = meta.get("sklearn_version"), sklearn.__version__
+    try:
+        got = _witness(est)
+    except Exception as exc:  # a release whose partial_fit cannot take this state
+        problem: str | None = f"a probe step fails ({type(exc).__name__}: {exc})"
+    else:
+        problem = _state_problem(got["state"]) or _witness_problem(meta.get("witness"), got)
+        if problem is None and "witness" not in meta and written_by != running:
+            problem = "it predates restore verification (it has no witness to repeat)"
+    if problem:
+        raise CheckpointError(
+            f"a checkpoint written by scikit-learn {written_by} does not restore exactly under "
+            f"scikit-learn {running}: {problem}. Run `python -m app recluster --k "
+            f"{meta.get('n_clusters')}` to train a new generation on the stored profiles, or "
+            f"install scikit-learn {written_by} again to resume this one"
+        )
+
+
+def _witness_problem(stored: Any, got: dict[str, Any]) -> str | None:
+    if stored is None:  # written before witnesses: _verify decides by the version alone
+        return None
+    if not isinstance(stored, dict) or not all(
+        isinstance(stored.get(key), list)
+        and len(stored[key]) == len(got[key])
+        and all(_is_number(v) for v in stored[key])
+        for key in ("labels", "moved", "counts")
+    ):
+        return "its witness is malformed"
+    if stored["labels"] != got["labels"]:
+        return "rows near the stored centres are put in other clusters"
+    if not np.allclose(got["counts"], stored["counts"], rtol=_WITNESS_RTOL, atol=0.0):
+        return "a step weighs the stored counts differently"
+    if not np.allclose(got["moved"], stored["moved"], rtol=_WITNESS_RTOL, atol=1e-15):
+        return "a step moves the stored centres differently"
+    return None
 
 
 def _check_compatible(meta: dict[str, Any], *, embedding_model: str, n_features: int) -> None:
@@ -184,7 +301,7 @@ def _array(meta: dict[str, Any], raw: bytes, name: str, shape: tuple[int, ...]) 
         got = len(raw) if isinstance(raw, bytes | bytearray | memoryview) else type(raw).__name__
         raise CheckpointError(f"checkpoint {name} holds {got} bytes, expected {expected}")
     # frombuffer is read-only and aliases the blob; sklearn updates these arrays in place.
-    array = np.frombuffer(raw, dtype=ARRAY_DTYPE).reshape(shape).astype(DTYPE, order="C")
+    array = np.frombuffer(raw, dtype=ARRAY_DTYPE).reshape(shape).astype(np.float64, order="C")
     if not np.isfinite(array).all():
         raise CheckpointError(f"checkpoint {name} contain NaN or infinite values")
     return array
