@@ -191,11 +191,13 @@ def _meta(state: CheckpointState) -> dict[str, Any]:
 
 
 def _witness(est: MiniBatchKMeans) -> dict[str, Any]:
-    """What this scikit-learn does with the state, on a copy: the clusters of probe rows near
-    the centres, then one step on those rows without reassignment (so no random draw): how far
-    each centre moved and the counts after. Also the state names it keeps after the step."""
+    """What this scikit-learn does with the state, on a copy: the clusters of probe rows (the
+    centres, and a point between each and its neighbour), then one step on them without
+    reassignment (so no random draw): how far each centre moved and the counts after. Also
+    the state names it keeps after the step."""
     centers = est.cluster_centers_
-    probe = 0.75 * centers + 0.25 * np.roll(centers, 1, axis=0)  # deterministic, no RNG
+    # Deterministic, no RNG; each centre is its own row, so every count takes part in the step.
+    probe = np.vstack([centers, 0.75 * centers + 0.25 * np.roll(centers, 1, axis=0)])
     trial = copy.deepcopy(est)
     trial.set_params(reassignment_ratio=0.0)
     labels = trial.predict(probe)

@@ -186,5 +186,6 @@ def test_witness_is_recorded_with_the_release():
     meta = dump_state(model, embedding_model=EMBEDDER).meta
     assert meta["sklearn_version"] == sklearn.__version__
     witness = meta["witness"]
-    assert len(witness["labels"]) == len(witness["moved"]) == len(witness["counts"]) == 8
-    assert max(witness["moved"]) > 0  # the probe step moved centres, so it tested the counts
+    assert len(witness["labels"]) == 2 * 8 and len(witness["moved"]) == len(witness["counts"]) == 8
+    assert witness["labels"][:8] == list(range(8))  # each centre is its own probe row, so
+    assert max(witness["moved"]) > 0  # every count takes part in a step that moves centres
