@@ -55,6 +55,8 @@ lock: lock-tools  ## re-resolve the lock files from pyproject.toml, keeping ever
 	# dev.txt is constrained by runtime.txt, so the two never pin a package differently
 	$(PIP_COMPILE) --all-extras --constraint $(RUNTIME_LOCK) \
 		--output-file $(DEV_LOCK) pyproject.toml
+	@grep -q '^torch==.*+cpu$$' $(RUNTIME_LOCK) || { echo "torch is not the +cpu build:" \
+		"relock where pip finds it (README: Upgrading dependencies)" >&2; exit 1; }
 
 lock-upgrade:  ## every package to the newest release pyproject.toml allows
 	$(MAKE) lock LOCK_ARGS=--upgrade
