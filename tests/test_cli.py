@@ -11,13 +11,13 @@ import pytest
 from sqlalchemy import func, select
 
 from app.cli import main
-from app.clustering.checkpoint import CheckpointError
-from app.clustering.trainer import Trainer
+from app.clustering.codec import CheckpointError
 from app.db.base import utcnow
 from app.db.models import Event, Item, ModelCheckpoint
 from app.db.session import Database
 from app.embedding.embedder import load_embedder
 from app.importer import _ranges
+from app.model.trainer import Trainer
 from app.profile.service import apply_pending
 from app.worker.loop import Worker
 

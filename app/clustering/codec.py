@@ -30,18 +30,8 @@ _UINT32_MAX = 2**32 - 1
 # MiniBatchKMeans' fitted state: what a checkpoint saves, and what restore derives from the
 # machine as partial_fit does. A release that keeps anything else cannot be saved exactly.
 SAVED_STATE = frozenset(
-    {
-        "cluster_centers_",
-        "_counts",
-        "n_steps_",
-        "_n_since_last_reassign",
-        "_batch_size",
-        "_init_size",
-        "n_features_in_",
-        "_tol",
-        "_n_init",
-        "_random_state",
-    }
+    {"cluster_centers_", "_counts", "n_steps_", "_n_since_last_reassign", "_batch_size"}
+    | {"_init_size", "n_features_in_", "_tol", "_n_init", "_random_state"}
 )
 RUNTIME_STATE = frozenset({"_n_threads", "_n_features_out"})
 # Witness floats agree to rounding across releases (summation order may change), not more.
@@ -76,8 +66,8 @@ def dump_state(model: OnlineKMeans, *, embedding_model: str) -> CheckpointState:
     if not model.fitted:
         raise CheckpointError("cannot checkpoint a clustering model that has not been trained")
     est = model.estimator
-    witness = _witness(est)
-    if problem := _state_problem(witness.pop("state")):
+    witness, names = _witness(est)
+    if problem := _state_problem(names):
         raise CheckpointError(
             f"cannot checkpoint under scikit-learn {sklearn.__version__}: {problem}; the codec "
             "(app/clustering/checkpoint.py) must learn that state before this release is used"
@@ -190,11 +180,11 @@ def _meta(state: CheckpointState) -> dict[str, Any]:
     return meta
 
 
-def _witness(est: MiniBatchKMeans) -> dict[str, Any]:
+def _witness(est: MiniBatchKMeans) -> tuple[dict[str, list[Any]], set[str]]:
     """What this scikit-learn does with the state, on a copy: the clusters of probe rows (the
     centres, and a point between each and its neighbour), then one step on them without
-    reassignment (so no random draw): how far each centre moved and the counts after. Also
-    the state names it keeps after the step."""
+    reassignment (so no random draw): how far each centre moved and the counts after. And the
+    names of the state it keeps after the step."""
     centers = est.cluster_centers_
     # Deterministic, no RNG; each centre is its own row, so every count takes part in the step.
     probe = np.vstack([centers, 0.75 * centers + 0.25 * np.roll(centers, 1, axis=0)])
@@ -202,33 +192,36 @@ def _witness(est: MiniBatchKMeans) -> dict[str, Any]:
     trial.set_params(reassignment_ratio=0.0)
     labels = trial.predict(probe)
     trial.partial_fit(probe)
-    return {
+    witness: dict[str, list[Any]] = {
         "labels": [int(v) for v in labels],
         "moved": [float(v) for v in np.linalg.norm(trial.cluster_centers_ - centers, axis=1)],
         "counts": [float(v) for v in trial._counts],
-        "state": set(vars(trial)) - set(trial.get_params(deep=False)),
     }
+    return witness, set(vars(trial)) - set(trial.get_params(deep=False))
 
 
 def _state_problem(names: set[str]) -> str | None:
     known = SAVED_STATE | RUNTIME_STATE
-    if names == known:
-        return None
-    return (
-        f"its MiniBatchKMeans keeps state the codec does not know {sorted(names - known)} "
-        f"and lacks state the codec restores {sorted(known - names)}"
-    )
+    differences = [
+        f"{what} {sorted(found)}"
+        for what, found in (
+            ("keeps state the codec does not know", names - known),
+            ("lacks state the codec restores", known - names),
+        )
+        if found
+    ]
+    return f"its MiniBatchKMeans {' and '.join(differences)}" if differences else None
 
 
 def _verify(meta: dict[str, Any], est: MiniBatchKMeans) -> None:
     """Refuse a restore that cannot be shown exact: never resume from state read differently."""
     written_by, running = meta.get("sklearn_version"), sklearn.__version__
     try:
-        got = _witness(est)
+        got, names = _witness(est)
     except Exception as exc:  # a release whose partial_fit cannot take this state
         problem: str | None = f"a probe step fails ({type(exc).__name__}: {exc})"
     else:
-        problem = _state_problem(got["state"]) or _witness_problem(meta.get("witness"), got)
+        problem = _state_problem(names) or _witness_problem(meta.get("witness"), got)
         if problem is None and "witness" not in meta and written_by != running:
             problem = "it predates restore verification (it has no witness to repeat)"
     if problem:
