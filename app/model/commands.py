@@ -38,13 +38,13 @@ def format_list(rows: list[dict[str, Any]]) -> str:
 
 
 def show(db: Database, version: int) -> dict[str, Any] | None:
-    """A checkpoint's summary: its meta without the RNG state, cluster weights, and quality."""
+    """A checkpoint's summary: its meta (no RNG state or witness), cluster weights, quality."""
     with db.read() as session:
         row = model_repository.get_checkpoint(session, version)
         if row is None:
             return None
         quality = model_repository.metrics_of_version(session, version)
-    meta = {k: v for k, v in row.meta.items() if k != "rng"}
+    meta = {k: v for k, v in row.meta.items() if k not in ("rng", "witness")}
     _, counts = decode_arrays(model_repository.checkpoint_state(row))
     summary: dict[str, Any] = {
         "version": row.version,
