@@ -20,7 +20,7 @@ from collections.abc import Callable
 import common
 import numpy as np
 
-from app.clustering import checkpoint
+from app.clustering import codec
 from app.clustering.model import OnlineKMeans
 
 DIM = 384
@@ -45,15 +45,15 @@ def bench(k: int, repeats: int) -> list[list[object]]:
     model = OnlineKMeans(n_clusters=k, n_features=DIM, half_life=100_000.0, batch_size=BATCH)
     model.partial_fit(rows[: 19 * BATCH])
     last = rows[19 * BATCH :]
-    state = checkpoint.dump_state(model, embedding_model="bench")
+    state = codec.dump_state(model, embedding_model="bench")
 
     def restore() -> OnlineKMeans:
-        return checkpoint.load_state(state, embedding_model="bench", n_features=DIM)
+        return codec.load_state(state, embedding_model="bench", n_features=DIM)
 
     copies = iter([restore() for _ in range(repeats)])  # each step on a model not yet stepped
     raw = best_ms(lambda: next(copies).partial_fit(last), repeats)
-    dump = best_ms(lambda: checkpoint.dump_state(model, embedding_model="bench"), repeats)
-    witness = best_ms(lambda: checkpoint._witness(model.estimator), repeats)
+    dump = best_ms(lambda: codec.dump_state(model, embedding_model="bench"), repeats)
+    witness = best_ms(lambda: codec._witness(model.estimator), repeats)
     load = best_ms(restore, repeats)
     return [
         [k, "partial_fit of 1,024 rows: the raw step (ms)", raw, ""],

@@ -70,7 +70,7 @@ def dump_state(model: OnlineKMeans, *, embedding_model: str) -> CheckpointState:
     if problem := _state_problem(names):
         raise CheckpointError(
             f"cannot checkpoint under scikit-learn {sklearn.__version__}: {problem}; the codec "
-            "(app/clustering/checkpoint.py) must learn that state before this release is used"
+            "(app/clustering/codec.py) must learn that state before this release is used"
         )
     name, key, pos, has_gauss, cached_gaussian = est._random_state.get_state(legacy=True)
     if name != "MT19937":
