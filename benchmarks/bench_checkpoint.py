@@ -20,7 +20,7 @@ from collections.abc import Callable
 import common
 import numpy as np
 
-from app.clustering import codec
+from app.clustering import codec, estimator_state
 from app.clustering.model import OnlineKMeans
 
 DIM = 384
@@ -53,7 +53,7 @@ def bench(k: int, repeats: int) -> list[list[object]]:
     copies = iter([restore() for _ in range(repeats)])  # each step on a model not yet stepped
     raw = best_ms(lambda: next(copies).partial_fit(last), repeats)
     dump = best_ms(lambda: codec.dump_state(model, embedding_model="bench"), repeats)
-    witness = best_ms(lambda: codec._witness(model.estimator), repeats)
+    witness = best_ms(lambda: estimator_state.witness(model.estimator), repeats)
     load = best_ms(restore, repeats)
     return [
         [k, "partial_fit of 1,024 rows: the raw step (ms)", raw, ""],

@@ -1,39 +1,29 @@
 """Checkpoint codec for OnlineKMeans: JSON meta + raw little-endian arrays, nothing else.
 
-The only module that reads or writes MiniBatchKMeans' private state (the model's forgetting
-goes through `center_counts` and `decay_counts`), so a scikit-learn release that changes that
-state fails here and in tests/clustering, nowhere else. Each checkpoint records the
-scikit-learn that wrote it and a witness of what that release did with the state; a restore
-repeats the witness and refuses, naming `recluster`, when anything differs.
+MiniBatchKMeans' private state is read and written through estimator_state, the one place
+that knows it. Each checkpoint records the scikit-learn that wrote it and a witness of what
+that release did with the state; a restore repeats the witness and refuses, naming
+`recluster`, when anything differs.
 """
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeGuard
+from typing import Any, TypeGuard
 
 import numpy as np
 import sklearn
 from sklearn.cluster import MiniBatchKMeans
-from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
 
-if TYPE_CHECKING:
-    from app.clustering.model import OnlineKMeans
+from app.clustering import estimator_state
+from app.clustering.model import DTYPE, OnlineKMeans
 
 CODEC_VERSION = 1
-# The model's float64 (model.DTYPE), stored little-endian whatever the host byte order.
-ARRAY_DTYPE = np.dtype("<f8")
+# Arrays are stored as little-endian float64 whatever the host byte order.
+ARRAY_DTYPE = np.dtype(DTYPE).newbyteorder("<")
 _MT_KEY_LENGTH = 624
 _UINT32_MAX = 2**32 - 1
-# MiniBatchKMeans' fitted state: what a checkpoint saves, and what restore derives from the
-# machine as partial_fit does. A release that keeps anything else cannot be saved exactly.
-SAVED_STATE = frozenset(
-    {"cluster_centers_", "_counts", "n_steps_", "_n_since_last_reassign", "_batch_size"}
-    | {"_init_size", "n_features_in_", "_tol", "_n_init", "_random_state"}
-)
-RUNTIME_STATE = frozenset({"_n_threads", "_n_features_out"})
 # Witness floats agree to rounding across releases (summation order may change), not more.
 _WITNESS_RTOL = 1e-9
 
@@ -51,32 +41,22 @@ class CheckpointState:
     counts: bytes
 
 
-def center_counts(estimator: MiniBatchKMeans) -> np.ndarray:
-    """Copy of the (decayed) per-center weight sums of a fitted estimator."""
-    return np.array(estimator._counts, dtype=np.float64, copy=True)
-
-
-def decay_counts(estimator: MiniBatchKMeans, factor: float) -> None:
-    """Scale the per-center weight sums in place (forgetting, before a partial_fit step)."""
-    estimator._counts *= factor
-
-
 def dump_state(model: OnlineKMeans, *, embedding_model: str) -> CheckpointState:
     """Encode the full training state of a fitted model."""
     if not model.fitted:
         raise CheckpointError("cannot checkpoint a clustering model that has not been trained")
-    est = model.estimator
-    witness, names = _witness(est)
-    if problem := _state_problem(names):
+    witness, names = estimator_state.witness(model.estimator)
+    if problem := estimator_state.state_problem(names):
         raise CheckpointError(
-            f"cannot checkpoint under scikit-learn {sklearn.__version__}: {problem}; the codec "
-            "(app/clustering/codec.py) must learn that state before this release is used"
+            f"cannot checkpoint under scikit-learn {sklearn.__version__}: {problem}; "
+            "app/clustering/estimator_state.py must learn that state before this release is used"
         )
-    name, key, pos, has_gauss, cached_gaussian = est._random_state.get_state(legacy=True)
+    est = estimator_state.read(model.estimator)
+    name, key, pos, has_gauss, cached_gaussian = est.random_state.get_state(legacy=True)
     if name != "MT19937":
         raise CheckpointError(f"unsupported random generator {name!r}")
-    centers = np.ascontiguousarray(est.cluster_centers_, dtype=ARRAY_DTYPE)
-    counts = np.ascontiguousarray(est._counts, dtype=ARRAY_DTYPE)
+    centers = np.ascontiguousarray(est.centers, dtype=ARRAY_DTYPE)
+    counts = np.ascontiguousarray(est.counts, dtype=ARRAY_DTYPE)
     meta: dict[str, Any] = {
         "codec_version": CODEC_VERSION,
         "embedding_model": embedding_model,
@@ -86,13 +66,13 @@ def dump_state(model: OnlineKMeans, *, embedding_model: str) -> CheckpointState:
         "batch_size": model.batch_size,
         "seed": model.seed,
         # sklearn state set on the first partial_fit and read by every later one
-        "n_steps_": int(est.n_steps_),
-        "_n_since_last_reassign": int(est._n_since_last_reassign),
-        "_batch_size": int(est._batch_size),
-        "_init_size": int(est._init_size),
-        "n_features_in_": int(est.n_features_in_),
-        "_tol": float(est._tol),
-        "_n_init": int(est._n_init),
+        "n_steps_": est.n_steps,
+        "_n_since_last_reassign": est.n_since_last_reassign,
+        "_batch_size": est.batch_size,
+        "_init_size": est.init_size,
+        "n_features_in_": est.n_features_in,
+        "_tol": est.tol,
+        "_n_init": est.n_init,
         "rng": {
             "key": [int(v) for v in key],
             "pos": int(pos),
@@ -124,8 +104,6 @@ def decode_arrays(state: CheckpointState) -> tuple[np.ndarray, np.ndarray]:
 def load_state(state: CheckpointState, *, embedding_model: str, n_features: int) -> OnlineKMeans:
     """Decode and validate a checkpoint into a model that resumes training bit-identically,
     verified by repeating the checkpoint's witness with the installed scikit-learn."""
-    from app.clustering.model import OnlineKMeans  # model.py imports this module
-
     meta = _meta(state)
     _check_compatible(meta, embedding_model=embedding_model, n_features=n_features)
 
@@ -145,25 +123,24 @@ def load_state(state: CheckpointState, *, embedding_model: str, n_features: int)
     )
     centers, counts = decode_arrays(state)
 
-    est = model.estimator
-    est.cluster_centers_ = centers
-    est._counts = counts
-    est.n_steps_ = _int(meta, "n_steps_", minimum=1)
-    # sklearn resets it to 0 once it reaches 10 * n_clusters, so a stored value is always below
-    est._n_since_last_reassign = _int(meta, "_n_since_last_reassign", maximum=10 * n_clusters - 1)
-    est._batch_size = _int(meta, "_batch_size", minimum=1, maximum=batch_size)
-    est._init_size = _int(meta, "_init_size", minimum=1)
-    est.n_features_in_ = _int(meta, "n_features_in_", minimum=n_features, maximum=n_features)
     tol = meta.get("_tol")
     if not _is_number(tol) or not math.isfinite(tol) or tol < 0:
         raise CheckpointError(f"checkpoint _tol must be a finite number >= 0, got {tol!r}")
-    est._tol = float(tol)
-    est._n_init = _int(meta, "_n_init", minimum=1)
-    est._random_state = _random_state(meta.get("rng"))
-    # Runtime properties, not training state: derived from this machine like partial_fit does.
-    est._n_threads = _openmp_effective_n_threads()
-    est._n_features_out = n_clusters
-    _verify(meta, est)
+    restored = estimator_state.EstimatorState(
+        centers=centers,
+        counts=counts,
+        n_steps=_int(meta, "n_steps_", minimum=1),
+        # sklearn resets it to 0 once it reaches 10 * n_clusters: a stored value is always below
+        n_since_last_reassign=_int(meta, "_n_since_last_reassign", maximum=10 * n_clusters - 1),
+        batch_size=_int(meta, "_batch_size", minimum=1, maximum=batch_size),
+        init_size=_int(meta, "_init_size", minimum=1),
+        n_features_in=_int(meta, "n_features_in_", minimum=n_features, maximum=n_features),
+        tol=float(tol),
+        n_init=_int(meta, "_n_init", minimum=1),
+        random_state=_random_state(meta.get("rng")),
+    )
+    estimator_state.write(model.estimator, restored)
+    _verify(meta, model.estimator)
     return model
 
 
@@ -180,48 +157,15 @@ def _meta(state: CheckpointState) -> dict[str, Any]:
     return meta
 
 
-def _witness(est: MiniBatchKMeans) -> tuple[dict[str, list[Any]], set[str]]:
-    """What this scikit-learn does with the state, on a copy: the clusters of probe rows (the
-    centres, and a point between each and its neighbour), then one step on them without
-    reassignment (so no random draw): how far each centre moved and the counts after. And the
-    names of the state it keeps after the step."""
-    centers = est.cluster_centers_
-    # Deterministic, no RNG; each centre is its own row, so every count takes part in the step.
-    probe = np.vstack([centers, 0.75 * centers + 0.25 * np.roll(centers, 1, axis=0)])
-    trial = copy.deepcopy(est)
-    trial.set_params(reassignment_ratio=0.0)
-    labels = trial.predict(probe)
-    trial.partial_fit(probe)
-    witness: dict[str, list[Any]] = {
-        "labels": [int(v) for v in labels],
-        "moved": [float(v) for v in np.linalg.norm(trial.cluster_centers_ - centers, axis=1)],
-        "counts": [float(v) for v in trial._counts],
-    }
-    return witness, set(vars(trial)) - set(trial.get_params(deep=False))
-
-
-def _state_problem(names: set[str]) -> str | None:
-    known = SAVED_STATE | RUNTIME_STATE
-    differences = [
-        f"{what} {sorted(found)}"
-        for what, found in (
-            ("keeps state the codec does not know", names - known),
-            ("lacks state the codec restores", known - names),
-        )
-        if found
-    ]
-    return f"its MiniBatchKMeans {' and '.join(differences)}" if differences else None
-
-
 def _verify(meta: dict[str, Any], est: MiniBatchKMeans) -> None:
     """Refuse a restore that cannot be shown exact: never resume from state read differently."""
     written_by, running = meta.get("sklearn_version"), sklearn.__version__
     try:
-        got, names = _witness(est)
+        got, names = estimator_state.witness(est)
     except Exception as exc:  # a release whose partial_fit cannot take this state
         problem: str | None = f"a probe step fails ({type(exc).__name__}: {exc})"
     else:
-        problem = _state_problem(names) or _witness_problem(meta.get("witness"), got)
+        problem = estimator_state.state_problem(names) or _witness_problem(meta.get("witness"), got)
         if problem is None and "witness" not in meta and written_by != running:
             problem = "it predates restore verification (it has no witness to repeat)"
     if problem:
