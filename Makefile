@@ -7,14 +7,29 @@ STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run migrate test lint worker clean
+# The whole dependency tree, pinned: runtime.txt is what the image installs, dev.txt adds the
+# test and lint tools and every optional extra. `make lock` writes both from pyproject.toml.
+RUNTIME_LOCK := requirements/runtime.txt
+DEV_LOCK := requirements/dev.txt
+# Extras the image carries besides the base dependencies (space-separated names).
+RUNTIME_EXTRAS :=
+# Extra pip-compile flags: `make lock LOCK_ARGS="--upgrade-package scikit-learn"`.
+LOCK_ARGS :=
+# Index and find-links options stay out of the lock files: they differ per machine.
+PIP_COMPILE = CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet --allow-unsafe \
+	--strip-extras --no-emit-index-url --no-emit-find-links --no-emit-trusted-host $(LOCK_ARGS)
 
-$(STAMP): pyproject.toml
+.PHONY: install run migrate test lint worker clean lock lock-upgrade lock-tools
+
+$(STAMP): pyproject.toml $(DEV_LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	# CPU torch first and pinned: an unpinned torch pulls a multi-GB CUDA build.
-	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --constraint $(DEV_LOCK) pip
+	# --no-deps: exactly what the lock lists, nothing resolved on the day. Its torch line is
+	# the CPU build (+cpu): PyPI's torch is a multi-GB CUDA build.
+	$(BIN)/python -m pip install --quiet --no-deps --requirement $(DEV_LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation --editable .
+	# A lock that lacks or contradicts a requirement of pyproject.toml stops here.
+	$(BIN)/python -m pip check
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -35,6 +50,22 @@ lint: install
 	$(BIN)/ruff check app tests benchmarks migrations
 	$(BIN)/mypy app
 	$(BIN)/mypy --strict app/clustering  # the pure core: fully typed
+
+lock-tools:  # pip-compile alone, at its locked version: a stale lock must not block a refresh
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --constraint $(DEV_LOCK) pip pip-tools
+
+lock: lock-tools  ## re-resolve the lock files from pyproject.toml, keeping every pin it still allows
+	$(PIP_COMPILE) $(foreach extra,$(RUNTIME_EXTRAS),--extra $(extra)) \
+		--output-file $(RUNTIME_LOCK) pyproject.toml
+	# dev.txt is constrained by runtime.txt, so the two never pin a package differently
+	$(PIP_COMPILE) --all-extras --constraint $(RUNTIME_LOCK) \
+		--output-file $(DEV_LOCK) pyproject.toml
+	@grep -q '^torch==.*+cpu$$' $(RUNTIME_LOCK) || { echo "torch is not the +cpu build:" \
+		"relock where pip finds it (README: Upgrading dependencies)" >&2; exit 1; }
+
+lock-upgrade:  ## every package to the newest release pyproject.toml allows
+	$(MAKE) lock LOCK_ARGS=--upgrade
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis

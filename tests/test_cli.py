@@ -11,11 +11,13 @@ import pytest
 from sqlalchemy import func, select
 
 from app.cli import main
+from app.clustering.codec import CheckpointError
 from app.db.base import utcnow
 from app.db.models import Event, Item, ModelCheckpoint
 from app.db.session import Database
 from app.embedding.embedder import load_embedder
 from app.importer import _ranges
+from app.model.trainer import Trainer
 from app.profile.service import apply_pending
 from app.worker.loop import Worker
 
@@ -187,7 +189,7 @@ def test_checkpoint_list_and_show_after_a_recluster(cli, db, make_settings, caps
     assert cli("checkpoint", "show", "2") == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["version"] == 2 and shown["n_clusters"] == 4 and shown["trained_rows"] == 30
-    assert len(shown["cluster_weights"]) == 4 and "rng" not in shown["meta"]
+    assert len(shown["cluster_weights"]) == 4 and not {"rng", "witness"} & set(shown["meta"])
     assert cli("checkpoint", "show", "99") == 1
 
 
@@ -196,6 +198,29 @@ def test_recluster_refuses_bad_k_and_too_few_users(cli, db, capsys):
     assert cli("recluster", "--k", "3") == 1
     assert "need at least 3 users" in capsys.readouterr().err
     assert count(db, select(func.count()).select_from(ModelCheckpoint)) == 0
+
+
+def test_recluster_replaces_a_model_whose_restore_is_refused(cli, db, make_settings, capsys):
+    """The refusal names recluster as the way forward, so recluster must not need the old
+    model: here a row from before restore verification, under another scikit-learn."""
+    fold_topic_profiles(db, make_settings)
+    assert cli("recluster", "--k", "3") == 0
+    with db.write() as session:
+        row = session.get(ModelCheckpoint, 1)
+        assert row is not None
+        row.meta = {k: v for k, v in row.meta.items() if k != "witness"} | {
+            "sklearn_version": "1.5.2"
+        }
+    settings = make_settings()
+    embedder = load_embedder(settings.embedding_model)
+    trainer = Trainer(settings, embedding_model=embedder.model_id, dim=embedder.dim)
+    with pytest.raises(CheckpointError, match="python -m app recluster --k 3"):
+        trainer.restore(db)
+
+    assert cli("recluster", "--k", "3") == 0
+    assert "model version 2" in capsys.readouterr().out
+    trainer.restore(db)
+    assert (trainer.version, trainer.generation) == (2, 3)
 
 
 def wait_for(predicate, timeout: float = 60.0):  # type: ignore[no-untyped-def]

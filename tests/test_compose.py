@@ -71,7 +71,12 @@ def test_env_example_documents_keys_and_env_is_ignored():
 def test_dockerfile_basics():
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert dockerfile.startswith("#") and "FROM python:3.11-slim" in dockerfile
-    assert "torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu" in dockerfile
+    # exactly the runtime lock: its +cpu torch from PyTorch's CPU index, the rest as pinned
+    assert "COPY requirements/runtime.txt ./requirements.txt" in dockerfile
+    assert "--index-url https://download.pytorch.org/whl/cpu" in dockerfile
+    assert "\"$(grep '^torch==' requirements.txt)\"" in dockerfile
+    assert "pip install --no-deps -r requirements.txt" in dockerfile and "pip check" in dockerfile
+    assert "pyproject.toml" not in dockerfile  # nothing resolved from the ranges
     assert "USER app" in dockerfile and "HEALTHCHECK" in dockerfile and "/healthz" in dockerfile
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert {".venv", ".env", ".git"} <= set(ignored)

@@ -1,4 +1,10 @@
-"""Checkpoint codec for OnlineKMeans: JSON meta + raw little-endian arrays, nothing else."""
+"""Checkpoint codec for OnlineKMeans: JSON meta + raw little-endian arrays, nothing else.
+
+MiniBatchKMeans' private state is read and written through estimator_state, the one place
+that knows it. Each checkpoint records the scikit-learn that wrote it and a witness of what
+that release did with the state; a restore repeats the witness and refuses, naming
+`recluster`, when anything differs.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +14,9 @@ from typing import Any, TypeGuard
 
 import numpy as np
 import sklearn
-from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
+from sklearn.cluster import MiniBatchKMeans
 
+from app.clustering import estimator_state
 from app.clustering.model import DTYPE, OnlineKMeans
 
 CODEC_VERSION = 1
@@ -17,6 +24,8 @@ CODEC_VERSION = 1
 ARRAY_DTYPE = np.dtype(DTYPE).newbyteorder("<")
 _MT_KEY_LENGTH = 624
 _UINT32_MAX = 2**32 - 1
+# Witness floats agree to rounding across releases (summation order may change), not more.
+_WITNESS_RTOL = 1e-9
 
 
 class CheckpointError(ValueError):
@@ -36,12 +45,18 @@ def dump_state(model: OnlineKMeans, *, embedding_model: str) -> CheckpointState:
     """Encode the full training state of a fitted model."""
     if not model.fitted:
         raise CheckpointError("cannot checkpoint a clustering model that has not been trained")
-    est = model.estimator
-    name, key, pos, has_gauss, cached_gaussian = est._random_state.get_state(legacy=True)
+    witness, names = estimator_state.witness(model.estimator)
+    if problem := estimator_state.state_problem(names):
+        raise CheckpointError(
+            f"cannot checkpoint under scikit-learn {sklearn.__version__}: {problem}; "
+            "app/clustering/estimator_state.py must learn that state before this release is used"
+        )
+    est = estimator_state.read(model.estimator)
+    name, key, pos, has_gauss, cached_gaussian = est.random_state.get_state(legacy=True)
     if name != "MT19937":
         raise CheckpointError(f"unsupported random generator {name!r}")
-    centers = np.ascontiguousarray(est.cluster_centers_, dtype=ARRAY_DTYPE)
-    counts = np.ascontiguousarray(est._counts, dtype=ARRAY_DTYPE)
+    centers = np.ascontiguousarray(est.centers, dtype=ARRAY_DTYPE)
+    counts = np.ascontiguousarray(est.counts, dtype=ARRAY_DTYPE)
     meta: dict[str, Any] = {
         "codec_version": CODEC_VERSION,
         "embedding_model": embedding_model,
@@ -51,13 +66,13 @@ def dump_state(model: OnlineKMeans, *, embedding_model: str) -> CheckpointState:
         "batch_size": model.batch_size,
         "seed": model.seed,
         # sklearn state set on the first partial_fit and read by every later one
-        "n_steps_": int(est.n_steps_),
-        "_n_since_last_reassign": int(est._n_since_last_reassign),
-        "_batch_size": int(est._batch_size),
-        "_init_size": int(est._init_size),
-        "n_features_in_": int(est.n_features_in_),
-        "_tol": float(est._tol),
-        "_n_init": int(est._n_init),
+        "n_steps_": est.n_steps,
+        "_n_since_last_reassign": est.n_since_last_reassign,
+        "_batch_size": est.batch_size,
+        "_init_size": est.init_size,
+        "n_features_in_": est.n_features_in,
+        "_tol": est.tol,
+        "_n_init": est.n_init,
         "rng": {
             "key": [int(v) for v in key],
             "pos": int(pos),
@@ -66,8 +81,9 @@ def dump_state(model: OnlineKMeans, *, embedding_model: str) -> CheckpointState:
         },
         "centers": {"dtype": ARRAY_DTYPE.str, "shape": list(centers.shape)},
         "counts": {"dtype": ARRAY_DTYPE.str, "shape": list(counts.shape)},
-        # informational: bit-exact resume is only promised on the same sklearn/numpy build
+        # bit-exact resume is promised on the same scikit-learn; another one must repeat this
         "sklearn_version": sklearn.__version__,
+        "witness": witness,
     }
     return CheckpointState(meta=meta, centers=centers.tobytes(), counts=counts.tobytes())
 
@@ -86,7 +102,8 @@ def decode_arrays(state: CheckpointState) -> tuple[np.ndarray, np.ndarray]:
 
 
 def load_state(state: CheckpointState, *, embedding_model: str, n_features: int) -> OnlineKMeans:
-    """Decode and validate a checkpoint into a model that resumes training bit-identically."""
+    """Decode and validate a checkpoint into a model that resumes training bit-identically,
+    verified by repeating the checkpoint's witness with the installed scikit-learn."""
     meta = _meta(state)
     _check_compatible(meta, embedding_model=embedding_model, n_features=n_features)
 
@@ -106,24 +123,24 @@ def load_state(state: CheckpointState, *, embedding_model: str, n_features: int)
     )
     centers, counts = decode_arrays(state)
 
-    est = model.estimator
-    est.cluster_centers_ = centers
-    est._counts = counts
-    est.n_steps_ = _int(meta, "n_steps_", minimum=1)
-    # sklearn resets it to 0 once it reaches 10 * n_clusters, so a stored value is always below
-    est._n_since_last_reassign = _int(meta, "_n_since_last_reassign", maximum=10 * n_clusters - 1)
-    est._batch_size = _int(meta, "_batch_size", minimum=1, maximum=batch_size)
-    est._init_size = _int(meta, "_init_size", minimum=1)
-    est.n_features_in_ = _int(meta, "n_features_in_", minimum=n_features, maximum=n_features)
     tol = meta.get("_tol")
     if not _is_number(tol) or not math.isfinite(tol) or tol < 0:
         raise CheckpointError(f"checkpoint _tol must be a finite number >= 0, got {tol!r}")
-    est._tol = float(tol)
-    est._n_init = _int(meta, "_n_init", minimum=1)
-    est._random_state = _random_state(meta.get("rng"))
-    # Runtime properties, not training state: derived from this machine like partial_fit does.
-    est._n_threads = _openmp_effective_n_threads()
-    est._n_features_out = n_clusters
+    restored = estimator_state.EstimatorState(
+        centers=centers,
+        counts=counts,
+        n_steps=_int(meta, "n_steps_", minimum=1),
+        # sklearn resets it to 0 once it reaches 10 * n_clusters: a stored value is always below
+        n_since_last_reassign=_int(meta, "_n_since_last_reassign", maximum=10 * n_clusters - 1),
+        batch_size=_int(meta, "_batch_size", minimum=1, maximum=batch_size),
+        init_size=_int(meta, "_init_size", minimum=1),
+        n_features_in=_int(meta, "n_features_in_", minimum=n_features, maximum=n_features),
+        tol=float(tol),
+        n_init=_int(meta, "_n_init", minimum=1),
+        random_state=_random_state(meta.get("rng")),
+    )
+    estimator_state.write(model.estimator, restored)
+    _verify(meta, model.estimator)
     return model
 
 
@@ -138,6 +155,45 @@ def _meta(state: CheckpointState) -> dict[str, Any]:
             f"{CODEC_VERSION}"
         )
     return meta
+
+
+def _verify(meta: dict[str, Any], est: MiniBatchKMeans) -> None:
+    """Refuse a restore that cannot be shown exact: never resume from state read differently."""
+    written_by, running = meta.get("sklearn_version"), sklearn.__version__
+    try:
+        got, names = estimator_state.witness(est)
+    except Exception as exc:  # a release whose partial_fit cannot take this state
+        problem: str | None = f"a probe step fails ({type(exc).__name__}: {exc})"
+    else:
+        problem = estimator_state.state_problem(names) or _witness_problem(meta.get("witness"), got)
+        if problem is None and "witness" not in meta and written_by != running:
+            problem = "it predates restore verification (it has no witness to repeat)"
+    if problem:
+        raise CheckpointError(
+            f"a checkpoint written by scikit-learn {written_by} does not restore exactly under "
+            f"scikit-learn {running}: {problem}. Run `python -m app recluster --k "
+            f"{meta.get('n_clusters')}` to train a new generation on the stored profiles, or "
+            f"install scikit-learn {written_by} again to resume this one"
+        )
+
+
+def _witness_problem(stored: Any, got: dict[str, Any]) -> str | None:
+    if stored is None:  # written before witnesses: _verify decides by the version alone
+        return None
+    if not isinstance(stored, dict) or not all(
+        isinstance(stored.get(key), list)
+        and len(stored[key]) == len(got[key])
+        and all(_is_number(v) for v in stored[key])
+        for key in ("labels", "moved", "counts")
+    ):
+        return "its witness is malformed"
+    if stored["labels"] != got["labels"]:
+        return "rows near the stored centres are put in other clusters"
+    if not np.allclose(got["counts"], stored["counts"], rtol=_WITNESS_RTOL, atol=0.0):
+        return "a step weighs the stored counts differently"
+    if not np.allclose(got["moved"], stored["moved"], rtol=_WITNESS_RTOL, atol=1e-12):
+        return "a step moves the stored centres differently"
+    return None
 
 
 def _check_compatible(meta: dict[str, Any], *, embedding_model: str, n_features: int) -> None:
@@ -184,7 +240,7 @@ def _array(meta: dict[str, Any], raw: bytes, name: str, shape: tuple[int, ...]) 
         got = len(raw) if isinstance(raw, bytes | bytearray | memoryview) else type(raw).__name__
         raise CheckpointError(f"checkpoint {name} holds {got} bytes, expected {expected}")
     # frombuffer is read-only and aliases the blob; sklearn updates these arrays in place.
-    array = np.frombuffer(raw, dtype=ARRAY_DTYPE).reshape(shape).astype(DTYPE, order="C")
+    array = np.frombuffer(raw, dtype=ARRAY_DTYPE).reshape(shape).astype(np.float64, order="C")
     if not np.isfinite(array).all():
         raise CheckpointError(f"checkpoint {name} contain NaN or infinite values")
     return array

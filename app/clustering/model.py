@@ -7,6 +7,8 @@ import math
 import numpy as np
 from sklearn.cluster import MiniBatchKMeans
 
+from app.clustering import estimator_state
+
 # Everything is float64. Centers are running means over up to millions of rows and the counts
 # are incremented by 1 per row: float32 counts stop growing at 2**24 and float32 means drift.
 # The cost is nil (k x d state, a cast of each batch) and one fixed dtype is what makes a
@@ -61,7 +63,7 @@ class OnlineKMeans:
 
     @property
     def estimator(self) -> MiniBatchKMeans:
-        """The wrapped sklearn estimator (for the checkpoint codec only)."""
+        """The wrapped sklearn estimator; only estimator_state touches its private state."""
         return self._estimator
 
     @property
@@ -77,7 +79,7 @@ class OnlineKMeans:
     @property
     def counts(self) -> np.ndarray:
         """Copy of the (decayed) per-center weight sums."""
-        return np.array(self._fitted_estimator()._counts, dtype=DTYPE, copy=True)
+        return estimator_state.counts(self._fitted_estimator())
 
     @property
     def n_steps(self) -> int:
@@ -107,7 +109,9 @@ class OnlineKMeans:
             if self.fitted:
                 # Forget before the step: the decayed counts are the memory the new rows
                 # are averaged against, so old rows lose weight at a rate set by half_life.
-                self._estimator._counts *= self.forgetting_factor(chunk.shape[0])
+                estimator_state.decay_counts(
+                    self._estimator, self.forgetting_factor(chunk.shape[0])
+                )
             self._estimator.partial_fit(chunk)
 
     def set_centers(self, centers: np.ndarray) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from app.clustering.codec import decode_arrays
+from app.clustering.codec import CheckpointError, decode_arrays
 from app.config import Settings
 from app.db.session import Database
 from app.embedding.embedder import load_embedder
@@ -38,13 +38,13 @@ def format_list(rows: list[dict[str, Any]]) -> str:
 
 
 def show(db: Database, version: int) -> dict[str, Any] | None:
-    """A checkpoint's summary: its meta without the RNG state, cluster weights, and quality."""
+    """A checkpoint's summary: its meta (no RNG state or witness), cluster weights, quality."""
     with db.read() as session:
         row = model_repository.get_checkpoint(session, version)
         if row is None:
             return None
         quality = model_repository.metrics_of_version(session, version)
-    meta = {k: v for k, v in row.meta.items() if k != "rng"}
+    meta = {k: v for k, v in row.meta.items() if k not in ("rng", "witness")}
     _, counts = decode_arrays(model_repository.checkpoint_state(row))
     summary: dict[str, Any] = {
         "version": row.version,
@@ -79,7 +79,13 @@ def recluster(db: Database, settings: Settings, *, clusters: int) -> int:
     embedder = load_embedder(settings.embedding_model)
     trainer = Trainer(settings, embedding_model=embedder.model_id, dim=embedder.dim)
     for attempt in range(1, RECLUSTER_ATTEMPTS + 1):
-        trainer.restore(db)  # carries the generation number forward
+        try:
+            trainer.restore(db)  # carries the generation number forward
+        except CheckpointError as exc:
+            # A refused restore names recluster as the way out: the new generation needs only
+            # the old one's number, not its model.
+            log.warning("reclustering without the latest model, which cannot be restored: %s", exc)
+            trainer.generation = _latest_generation(db)
         try:
             return trainer.recluster(db, clusters=clusters)
         except IntegrityError:
@@ -87,3 +93,9 @@ def recluster(db: Database, settings: Settings, *, clusters: int) -> int:
                 raise
             log.warning("a trainer committed the same version first; retrying")
     raise AssertionError("unreachable")
+
+
+def _latest_generation(db: Database) -> int:
+    with db.read() as session:
+        row = model_repository.latest_checkpoint(session)
+    return row.generation if row is not None else 1
