@@ -9,10 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sklearn.cluster import KMeans
 
 from app.clustering import refit
-from app.clustering.k_selection import CANDIDATES, STARTS, KReport, score_k
+from app.clustering.k_selection import CANDIDATES, STARTS, KReport, kmeans, score_k
 from app.clustering.matching import Matching, Transitions, match_ids, transitions
 from app.clustering.model import OnlineKMeans
 
@@ -65,13 +64,16 @@ def propose(
     half_life: float | None,
     batch_size: int,
     held_out: bool = True,
+    report_rows: int | None = None,
 ) -> Proposal:
     """A candidate generation from the sample X (unit rows) and whether it replaces `current`.
 
     clusters=None is auto: k is the k report's choice (the current k kept while it is within the
     report's band). With held_out (the automatic refits), a fifth of X is only scored: the
     candidate replaces the model when its inertia on those users is refit.MIN_GAIN lower, or when
-    auto chose another k. Without (the first fit, an operator's recluster) it always does."""
+    auto chose another k. Without (the first fit, an operator's recluster) it always does. The k
+    report scores at most report_rows of the fitted rows (a seeded subset): it fits 6 models per
+    candidate, the candidate itself only one."""
     X = np.ascontiguousarray(X, dtype=np.float64)
     fit_rows, held_rows = refit.split_held_out(len(X), seed=seed)
     if not held_out or current is None:
@@ -80,13 +82,17 @@ def propose(
     current_k = current.n_clusters if current is not None else None
     target = clusters or current_k
     report = None  # too few users for any candidate: only the fixed k is fitted
-    if len(X_fit) >= refit.first_fit_users(min(CANDIDATES)):
-        report = score_k(X_fit, seed=seed, candidates=CANDIDATES, current=target)
+    X_report = X_fit
+    if report_rows is not None and len(X_fit) > report_rows:
+        rng = np.random.default_rng(seed)
+        X_report = X_fit[np.sort(rng.choice(len(X_fit), size=report_rows, replace=False))]
+    if len(X_report) >= refit.first_fit_users(min(CANDIDATES)):
+        report = score_k(X_report, seed=seed, candidates=CANDIDATES, current=target)
     if clusters is not None:
         k = clusters
     else:
         k = report.best if report is not None else current_k or min(CANDIDATES)
-    scored = report is not None and any(c.k == k for c in report.candidates)
+    scored = report is not None and X_report is X_fit and any(c.k == k for c in report.candidates)
     centers = report.candidate(k).centers if scored and report else _fit(X_fit, k, seed)
     model = _online(X_fit, centers, seed=seed, half_life=half_life, batch_size=batch_size)
     current_inertia = candidate_inertia = None
@@ -99,7 +105,8 @@ def propose(
         candidate_inertia = mean_inertia(model, X_held)
         if k != current_k:
             adopted = True
-            reason = f"the k report chose k={k} over the current k={current_k}"
+            source = "the k report chose" if clusters is None else "APP_CLUSTERS asks for"
+            reason = f"{source} k={k}; the model has k={current_k}"
         else:
             adopted = refit.better(current=current_inertia, candidate=candidate_inertia)
             verdict = "better" if adopted else "not better"
@@ -139,7 +146,7 @@ def mean_inertia(model: OnlineKMeans, X: np.ndarray) -> float:
 
 def _fit(X: np.ndarray, k: int, seed: int) -> np.ndarray:
     """Centres of the best of STARTS k-means++ starts (Lloyd to convergence) on X."""
-    return np.asarray(KMeans(k, n_init=STARTS, random_state=seed).fit(X).cluster_centers_)
+    return np.asarray(kmeans(X, k, starts=STARTS, seed=seed).cluster_centers_)
 
 
 def _json_keys(mapping: dict[int, list[int]]) -> dict[str, list[int]]:

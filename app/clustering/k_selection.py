@@ -17,11 +17,13 @@ falling for longer, so the candidates stop at 32.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from sklearn.cluster import KMeans
+from sklearn.exceptions import ConvergenceWarning
 
 from app.clustering.metrics import simplified_silhouette
 from app.clustering.refit import first_fit_users
@@ -90,7 +92,8 @@ def score_k(
     k, scored too) is kept while it is within one standard error of the best."""
     X = np.ascontiguousarray(X, dtype=np.float64)
     wanted = tuple(sorted(set(candidates) | ({current} if current else set())))
-    ks = candidates_for(len(X), wanted)
+    distinct = len(np.unique(X, axis=0))  # users with the same profile are one point
+    ks = [k for k in candidates_for(len(X), wanted) if k <= distinct]
     if not ks:
         raise ValueError(f"{len(X)} users support none of the candidates {list(wanted)}")
     folds = np.array_split(np.random.default_rng(seed).permutation(len(X)), FOLDS)
@@ -117,9 +120,9 @@ def _score(X: np.ndarray, k: int, folds: list[np.ndarray], seed: int) -> Candida
     losses = []
     for i, held in enumerate(folds):
         fit = np.concatenate([f for j, f in enumerate(folds) if j != i])
-        model = KMeans(k, n_init=1, random_state=seed + i).fit(X[fit])
+        model = kmeans(X[fit], k, starts=1, seed=seed + i)
         losses.append(-model.score(X[held]) / len(held))
-    whole = KMeans(k, n_init=STARTS, random_state=seed).fit(X)
+    whole = kmeans(X, k, starts=STARTS, seed=seed)
     distances = whole.transform(X)
     return Candidate(
         k=k,
@@ -128,3 +131,11 @@ def _score(X: np.ndarray, k: int, folds: list[np.ndarray], seed: int) -> Candida
         simplified_silhouette=simplified_silhouette(distances, distances.argmin(axis=1)),
         centers=whole.cluster_centers_,
     )
+
+
+def kmeans(X: np.ndarray, k: int, *, starts: int, seed: int) -> KMeans:
+    """Exact k-means (Lloyd), best of `starts` k-means++ starts. Fewer distinct rows than k
+    (users with identical profiles) leaves some centres duplicated, which is not an error."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return KMeans(k, n_init=starts, random_state=seed).fit(X)

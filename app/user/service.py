@@ -23,8 +23,11 @@ from app.user.schemas import (
 ALTERNATIVES = 3
 
 
-def current_cluster(session: Session, *, user_id: str, models: ModelCache) -> UserCluster:
-    """The user's cluster against the latest committed model version."""
+def current_cluster(
+    session: Session, *, user_id: str, models: ModelCache, first_fit_users: int
+) -> UserCluster:
+    """The user's cluster against the latest committed model version; a pending answer says
+    what it waits for (`first_fit_users`: the population the first model waits for)."""
     snapshot = profile_repository.query_snapshot(
         session, user_id, model_version=model_repository.latest_version_query()
     )
@@ -48,20 +51,32 @@ def current_cluster(session: Session, *, user_id: str, models: ModelCache) -> Us
         profile=info,
     )
     model = models.get(session, snapshot.model_version)
-    if model is None or profile is None:
+    if profile is None:
+        answer.reason = f"{snapshot.pending_events} events not yet folded into the profile"
+        return answer
+    if model is None:
+        users = profile_repository.count(session)
+        answer.reason = (
+            f"{first_fit_users - users} more users with a profile before the first model "
+            f"(it fits at {first_fit_users})"
+            if users < first_fit_users
+            else "the first model is being fitted"
+        )
         return answer
     answer.model_version = model.version
     vectors, _ = unit_rows([profile.vector_sum], model.centers.shape[1])
     if not len(vectors):
-        return answer  # likes and dislikes cancelled out: no direction to place
+        answer.reason = "likes and dislikes cancel out: the profile points nowhere to place it"
+        return answer
     distances = np.linalg.norm(model.centers - vectors[0].astype(np.float64), axis=1)
     order = np.argsort(distances, kind="stable")
     nearest = float(distances[order[0]])
     second = float(distances[order[1]]) if len(order) > 1 else nearest
-    answer.status, answer.cluster_id, answer.distance = "assigned", int(order[0]), nearest
+    answer.status, answer.distance = "assigned", nearest
+    answer.cluster_id = model.ids[int(order[0])]
     answer.confidence = 1.0 - nearest / second if second > 0 else 1.0
     answer.alternatives = [
-        Alternative(cluster_id=int(c), distance=float(distances[c]))
+        Alternative(cluster_id=model.ids[int(c)], distance=float(distances[c]))
         for c in order[1 : 1 + ALTERNATIVES]
     ]
     return answer
