@@ -372,6 +372,11 @@ class Trainer:
         )
         return self._adopt(db, proposal, population=population, judged=self.version)
 
+    @property
+    def refit_running(self) -> bool:
+        """Whether a refit is being fitted or waits for its decision."""
+        return self._job is not None
+
     def close(self) -> None:
         """Stop the refit thread (a running fit is abandoned)."""
         if self._executor is not None:

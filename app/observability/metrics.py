@@ -74,6 +74,10 @@ REFITS = Counter(
     ["trigger", "outcome"],
 )
 
+REFIT_RUNNING = Gauge(
+    "interest_model_refit_running", "1 while this process's trainer fits or judges a refit"
+)
+
 
 def record_refit(*, trigger: str, adopted: bool) -> None:
     REFITS.labels(trigger=trigger, outcome="adopted" if adopted else "rejected").inc()

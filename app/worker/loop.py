@@ -81,6 +81,7 @@ class Worker:
             metrics.record_train_step(rows=result.rows, seconds=result.seconds)
             if result.refit is not None:
                 metrics.record_refit(trigger=result.refit.trigger, adopted=result.refit.adopted)
+            metrics.REFIT_RUNNING.set(int(self.trainer.refit_running))
             trained = result.rows
             self._evaluate_if_due()
         return bool(step.applied or trained)
