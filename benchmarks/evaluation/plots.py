@@ -31,7 +31,7 @@ def dynamics(result: dict[str, Any], folder: Path) -> list[Path]:
     ax1.grid(alpha=0.3)
 
     k = len(snaps[-1]["sizes"])
-    sizes = [[s["sizes"][c] for s in snaps] for c in range(k)]
+    sizes = [[s["sizes"][c] if c < len(s["sizes"]) else 0 for s in snaps] for c in range(k)]
     ax2.stackplot(versions, sizes, labels=[f"cluster {c}" for c in range(k)])
     ax2.set_ylabel("users per cluster")
     if k <= 16:
@@ -134,6 +134,48 @@ def comparison(results: list[dict[str, Any]], folder: Path) -> Path:
     fig.suptitle("MovieLens: k and profile half-life")
     fig.tight_layout()
     path = folder / "movielens_k_half_life.png"
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return path
+
+
+def quality(result: dict[str, Any], folder: Path) -> Path:
+    """Served inertia / exact KMeans' on the same profiles after each replay chunk (and each
+    drift chunk), with every refit decision marked at the version it made or was judged on."""
+    folder.mkdir(parents=True, exist_ok=True)
+    probes = [s["quality"] for s in result.get("steps", []) if s.get("quality")]
+    fig, ax = plt.subplots(figsize=(8, 4))
+    ax.plot(
+        [p["model_version"] for p in probes],
+        [p["ratio"] for p in probes],
+        marker=".",
+        label="served model / exact KMeans (inertia, same profiles)",
+    )
+    refits = result.get("drift_refits") or result.get("refits", [])
+    for i, r in enumerate(x for x in refits if x["adopted"]):
+        ax.axvline(
+            r["new_version"],
+            color="tab:green",
+            linewidth=0.8,
+            label="refit adopted" if i == 0 else None,
+        )
+    for i, r in enumerate(x for x in refits if not x["adopted"] and x["model_version"]):
+        ax.axvline(
+            r["model_version"],
+            color="grey",
+            linewidth=0.8,
+            linestyle=":",
+            label="refit tried, not adopted" if i == 0 else None,
+        )
+    ax.axhline(1.02, color="tab:red", linewidth=0.8, linestyle="--", label="target 1.02")
+    ax.set_xlabel("model version")
+    ax.set_ylabel("inertia ratio")
+    ax.set_ylim(0.98, max([1.3] + [p["ratio"] for p in probes[3:]]))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.suptitle(f"MovieLens replay: quality over versions ({result['name']})")
+    fig.tight_layout()
+    path = folder / f"movielens_quality_{result['name']}.png"
     fig.savefig(path, dpi=DPI)
     plt.close(fig)
     return path

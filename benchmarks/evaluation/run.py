@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from evaluation import offline
+from evaluation import drift, offline, quality
 from evaluation.data import MovieLens, chunks, event_json
 from evaluation.recommend import lift_interval, recall_at_k
 from evaluation.service import Client, Service
@@ -26,6 +26,7 @@ class Config:
     chunks: int = 40
     tags: bool = False
     recluster: bool = False
+    drift: bool = False
 
     @property
     def name(self) -> str:
@@ -34,10 +35,15 @@ class Config:
         return f"k{s['APP_CLUSTERS']}-hl{s['APP_PROFILE_HALF_LIFE_DAYS']}{tags}"
 
 
-def replay(client: Client, ml: MovieLens, config: Config) -> list[dict[str, Any]]:
+def replay(
+    client: Client, ml: MovieLens, config: Config, database_url: str | None = None
+) -> list[dict[str, Any]]:
     """Items first, then the history in time-ordered chunks; after each chunk wait until it is
-    folded, so each model version reflects the replay up to a known date."""
+    folded, so each model version reflects the replay up to a known date. With the service's
+    database, each step also records the served model's inertia against exact KMeans on the
+    same profiles at that moment."""
     client.post_items(ml.item_texts(with_tags=config.tags))
+    seed = int(config.settings.get("APP_SEED", "0"))
     steps = []
     started = time.perf_counter()
     for i, chunk in enumerate(chunks(ml.train, config.chunks)):
@@ -51,6 +57,7 @@ def replay(client: Client, ml: MovieLens, config: Config) -> list[dict[str, Any]
                 "model_version": stats["model"]["version"],
                 "users": stats["users"],
                 "elapsed_s": round(time.perf_counter() - started, 2),
+                "quality": quality.probe(database_url, seed=seed) if database_url else None,
             }
         )
         print(
@@ -90,9 +97,19 @@ def evaluate(
         "profile_max_abs_diff": ref["profile_max_abs_diff"],
         "offline": {k: v for k, v in ref.items() if k not in _INTERNAL},
         "streaming": score(client, ml, final, ref),
-        "history": history,
+        "history": history["snapshots"],
+        "refits": history["refits"],
+        "k_report": client.k_report(),
     }
     _phase("streaming model scored", started)
+    if config.drift and database_url:
+        k = final["n_clusters"]
+        seed = int(config.settings.get("APP_SEED", "0"))
+        result["drift"] = drift.run(
+            client, ml, k=k, seed=seed, database_url=database_url, settle=settle
+        )
+        result["drift_refits"] = client.metrics_history()["refits"]
+        _phase("drift", started)
     if config.recluster and service is not None:
         # An operator's recluster. The restart was needed before commit f917744 (a running
         # trainer then adopted another process's generation only at its next commit); it is

@@ -56,10 +56,20 @@ class Client:
         response = self.http.get("/v1/clusters/metrics")
         return None if response.status_code == 404 else self._ok(response)
 
-    def metrics_history(self) -> list[dict[str, Any]]:
-        return self._ok(self.http.get("/v1/clusters/metrics/history", params={"limit": 1000}))[
-            "snapshots"
-        ]
+    def metrics_history(self) -> dict[str, Any]:
+        """{"snapshots": [...], "refits": [...]}, oldest first."""
+        return self._ok(self.http.get("/v1/clusters/metrics/history", params={"limit": 1000}))
+
+    def k_report(self) -> dict[str, Any] | None:
+        response = self.http.get("/v1/clusters/k")
+        return None if response.status_code == 404 else self._ok(response)
+
+    def refit_running(self) -> bool:
+        """From /metrics: whether the inline trainer is fitting or judging a refit."""
+        for line in self.http.get("/metrics").text.splitlines():
+            if line.startswith("interest_model_refit_running "):
+                return float(line.split()[1]) > 0
+        return False
 
     def clusters(self) -> dict[str, Any]:
         return self._ok(self.http.get("/v1/clusters"))
@@ -85,6 +95,8 @@ class Client:
         version, since = None, time.monotonic()
         while time.monotonic() < deadline:
             now_version = self.stats()["model"]["version"]
+            if self.refit_running():  # the refit it is fitting will change the model
+                since = time.monotonic()
             if now_version != version:
                 version, since = now_version, time.monotonic()
             metrics = self.metrics()
