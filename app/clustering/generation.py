@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from app.clustering import refit
+from app.clustering.fitting import lloyd_step
 from app.clustering.k_selection import CANDIDATES, STARTS, KReport, kmeans, score_k
 from app.clustering.matching import Matching, Transitions, match_ids, transitions
 from app.clustering.model import OnlineKMeans
@@ -101,8 +102,13 @@ def propose(
     elif not held_out:
         adopted, reason = True, f"{trigger}: a new generation with k={k}"
     else:
-        current_inertia = mean_inertia(current, X_held)
-        candidate_inertia = mean_inertia(model, X_held)
+        # The current model was trained on the held-out users too; judged as it is, it would
+        # carry that advantage (about 2/m of the inertia with m members per cluster). So its
+        # centres are first re-estimated from the fitted users only (one Lloyd step), and both
+        # are judged on users neither was fitted to.
+        refitted, _ = lloyd_step(current, [X_fit])
+        current_inertia = mean_inertia(refitted, X_held)
+        candidate_inertia = mean_inertia(model.centers, X_held)
         if k != current_k:
             adopted = True
             source = "the k report chose" if clusters is None else "APP_CLUSTERS asks for"
@@ -137,11 +143,18 @@ def propose(
     )
 
 
-def mean_inertia(model: OnlineKMeans, X: np.ndarray) -> float:
+def mean_inertia(centers: np.ndarray, X: np.ndarray) -> float:
     """Mean squared distance of the rows to their nearest centre (nan without rows)."""
     if not len(X):
         return float("nan")
-    return float(np.mean(np.square(model.distances(X).min(axis=1))))
+    centers = np.asarray(centers, dtype=np.float64)
+    center_sq = np.einsum("ij,ij->i", centers, centers)
+    total = 0.0
+    for start in range(0, len(X), 8192):  # bounded (rows, k) temporaries
+        block = X[start : start + 8192]
+        sq = np.einsum("ij,ij->i", block, block)[:, None] - 2.0 * block @ centers.T + center_sq
+        total += float(np.maximum(sq.min(axis=1), 0.0).sum())
+    return total / len(X)
 
 
 def _fit(X: np.ndarray, k: int, seed: int) -> np.ndarray:
