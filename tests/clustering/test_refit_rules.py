@@ -9,6 +9,7 @@ from app.clustering.refit import (
     GROWTH,
     MEMBERS_PER_CLUSTER,
     MIN_GAIN,
+    TURNOVER,
     RefitMark,
     better,
     first_fit_users,
@@ -44,11 +45,12 @@ def test_growth_triggers_once_the_population_grew_by_a_quarter() -> None:
     assert trigger(grown) == "growth"
 
 
-def test_turnover_triggers_after_one_update_per_user() -> None:
+def test_turnover_triggers_after_an_update_for_a_quarter_of_the_users() -> None:
+    assert TURNOVER == 0.25
     last = RefitMark(users=400, trained_rows=1000, at=0.0)
-    assert refit_trigger(last=last, users=400, trained_rows=1399, now=1, min_interval=0) is None
+    assert refit_trigger(last=last, users=400, trained_rows=1099, now=1, min_interval=0) is None
     assert (
-        refit_trigger(last=last, users=400, trained_rows=1400, now=1, min_interval=0) == "turnover"
+        refit_trigger(last=last, users=400, trained_rows=1100, now=1, min_interval=0) == "turnover"
     )
 
 
