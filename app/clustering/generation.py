@@ -11,7 +11,6 @@ from typing import Any
 import numpy as np
 
 from app.clustering import refit
-from app.clustering.fitting import lloyd_step
 from app.clustering.k_selection import CANDIDATES, STARTS, KReport, kmeans, score_k
 from app.clustering.matching import Matching, Transitions, match_ids, transitions
 from app.clustering.model import OnlineKMeans
@@ -103,11 +102,11 @@ def propose(
         adopted, reason = True, f"{trigger}: a new generation with k={k}"
     else:
         # The current model was trained on the held-out users too; judged as it is, it would
-        # carry that advantage (about 2/m of the inertia with m members per cluster). So its
-        # centres are first re-estimated from the fitted users only (one Lloyd step), and both
-        # are judged on users neither was fitted to.
-        refitted, _ = lloyd_step(current, [X_fit])
-        current_inertia = mean_inertia(refitted, X_held)
+        # carry that advantage (about 2/m of the inertia with m members per cluster, more for
+        # a centre seeded on a held-out user). So its centres are first re-estimated from the
+        # fitted users only (one Lloyd step; a centre none of them is nearest to is dropped),
+        # and both are judged on users neither was fitted to.
+        current_inertia = mean_inertia(refit_on(current, X_fit), X_held)
         candidate_inertia = mean_inertia(model.centers, X_held)
         if k != current_k:
             adopted = True
@@ -141,6 +140,17 @@ def propose(
         matching=matching,
         transitions=moves,
     )
+
+
+def refit_on(model: OnlineKMeans, X: np.ndarray) -> np.ndarray:
+    """The model's centres moved to the mean of their nearest rows of X; centres without any
+    are left out."""
+    labels = model.predict(X)
+    members = np.bincount(labels, minlength=model.n_clusters)
+    sums = np.zeros((model.n_clusters, X.shape[1]))
+    np.add.at(sums, labels, X)
+    kept = members > 0
+    return sums[kept] / members[kept, None]
 
 
 def mean_inertia(centers: np.ndarray, X: np.ndarray) -> float:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from app.clustering.generation import mean_inertia, propose
+from app.clustering.generation import mean_inertia, propose, refit_on
 from app.clustering.model import OnlineKMeans
 from app.clustering.refit import MIN_GAIN
 from tests.clustering.synthetic import blobs, topic_centers
@@ -76,3 +76,14 @@ def test_auto_chooses_k_from_the_report() -> None:
     assert found.k == found.report.best == 6
     meta = found.as_meta()
     assert meta["k_report"]["best"] == 6 and meta["cluster_ids"] == list(range(6))
+
+
+def test_a_centre_only_held_out_users_support_is_not_judged() -> None:
+    X = data(4, 120)
+    model = OnlineKMeans(n_clusters=3, n_features=32, half_life=None, seed=0)
+    model.partial_fit(X[:3])
+    far = -X[0]  # a centre on a point none of the fitted rows is nearest to
+    model.set_centers(np.stack([X[:60].mean(axis=0), X[60:].mean(axis=0), far]))
+    centres = refit_on(model, X)
+    assert len(centres) == 2  # the memberless centre is dropped, not kept in place
+    assert np.allclose(centres.mean(axis=0), X.mean(axis=0), atol=0.5)
