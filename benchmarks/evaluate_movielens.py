@@ -47,6 +47,12 @@ def main() -> None:
     args = _parser().parse_args()
     # A terminated evaluation still stops the service it started (the `with` blocks unwind).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    if args.quality:
+        from evaluation import plots
+
+        runs = [json.loads((args.out / "results" / f"{n}.json").read_text()) for n in args.quality]
+        print(f"plot: {plots.quality(runs, args.plots, runs[0]['name'].rsplit('-', 1)[0])}")
+        return
     if args.compare:
         from evaluation import plots
 
@@ -110,7 +116,7 @@ def main() -> None:
 
         for path in plots.dynamics(results[0], args.plots):
             print(f"plot: {path}")
-        print(f"plot: {plots.quality(results[0], args.plots)}")
+        print(f"plot: {plots.quality(results[:1], args.plots, results[0]['name'])}")
 
 
 def summary(r: dict) -> str:  # type: ignore[type-arg]
@@ -200,6 +206,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=HERE / "out")
     p.add_argument("--plots", type=Path, default=HERE / "plots")
     p.add_argument("--no-plots", action="store_true")
+    p.add_argument(
+        "--quality",
+        type=lambda s: s.split(","),
+        help="only plot quality over versions of these saved runs (NAME,NAME,...)",
+    )
     p.add_argument(
         "--compare",
         action="store_true",

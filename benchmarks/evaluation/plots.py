@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -139,43 +140,37 @@ def comparison(results: list[dict[str, Any]], folder: Path) -> Path:
     return path
 
 
-def quality(result: dict[str, Any], folder: Path) -> Path:
-    """Served inertia / exact KMeans' on the same profiles after each replay chunk (and each
-    drift chunk), with every refit decision marked at the version it made or was judged on."""
+def quality(results: list[dict[str, Any]], folder: Path, name: str) -> Path:
+    """Per run (one panel each): served inertia / exact KMeans' on the same profiles after each
+    replay chunk, with every refit decision marked at the version it made or was judged on."""
     folder.mkdir(parents=True, exist_ok=True)
-    probes = [s["quality"] for s in result.get("steps", []) if s.get("quality")]
-    fig, ax = plt.subplots(figsize=(8, 4))
-    ax.plot(
-        [p["model_version"] for p in probes],
-        [p["ratio"] for p in probes],
-        marker=".",
-        label="served model / exact KMeans (inertia, same profiles)",
-    )
-    refits = result.get("drift_refits") or result.get("refits", [])
-    for i, r in enumerate(x for x in refits if x["adopted"]):
-        ax.axvline(
-            r["new_version"],
-            color="tab:green",
-            linewidth=0.8,
-            label="refit adopted" if i == 0 else None,
+    fig, axes = plt.subplots(len(results), 1, figsize=(8, 2.6 * len(results) + 0.6), sharey=True)
+    for ax, result in zip(np.atleast_1d(axes), results, strict=True):
+        probes = [s["quality"] for s in result.get("steps", []) if s.get("quality")]
+        ratios = [p["ratio"] for p in probes]
+        ax.plot(
+            [p["model_version"] for p in probes],
+            ratios,
+            marker=".",
+            label="served model / exact KMeans (inertia, same profiles)",
         )
-    for i, r in enumerate(x for x in refits if not x["adopted"] and x["model_version"]):
-        ax.axvline(
-            r["model_version"],
-            color="grey",
-            linewidth=0.8,
-            linestyle=":",
-            label="refit tried, not adopted" if i == 0 else None,
-        )
-    ax.axhline(1.02, color="tab:red", linewidth=0.8, linestyle="--", label="target 1.02")
-    ax.set_xlabel("model version")
-    ax.set_ylabel("inertia ratio")
-    ax.set_ylim(0.98, max([1.3] + [p["ratio"] for p in probes[3:]]))
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.suptitle(f"MovieLens replay: quality over versions ({result['name']})")
+        refits = [r for r in result.get("refits", []) if r["trigger"] != "recluster"]
+        for i, r in enumerate(x for x in refits if x["adopted"]):
+            label = "refit adopted" if i == 0 else None
+            ax.axvline(r["new_version"], color="tab:green", linewidth=0.8, label=label)
+        for i, r in enumerate(x for x in refits if not x["adopted"] and x["model_version"]):
+            label = "refit tried, not adopted" if i == 0 else None
+            ax.axvline(r["model_version"], color="grey", linewidth=0.8, linestyle=":", label=label)
+        ax.axhline(1.02, color="tab:red", linewidth=0.8, linestyle="--", label="target 1.02")
+        ax.set_ylim(min([0.96, *ratios]) - 0.01, 1.3)
+        ax.set_ylabel("inertia ratio")
+        ax.set_title(result["name"], fontsize=9)
+        ax.grid(alpha=0.3)
+    np.atleast_1d(axes)[0].legend(fontsize=7, loc="upper right")
+    np.atleast_1d(axes)[-1].set_xlabel("model version (replay in time order)")
+    fig.suptitle("MovieLens replay: quality over versions, each refit marked")
     fig.tight_layout()
-    path = folder / f"movielens_quality_{result['name']}.png"
+    path = folder / f"movielens_quality_{name}.png"
     fig.savefig(path, dpi=DPI)
     plt.close(fig)
     return path
