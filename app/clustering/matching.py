@@ -104,4 +104,4 @@ def transitions(old_labels: np.ndarray, new_labels: np.ndarray) -> Transitions:
 
 def _squared_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     diff = a[:, None, :] - b[None, :, :]
-    return np.einsum("ijk,ijk->ij", diff, diff)
+    return np.asarray(np.einsum("ijk,ijk->ij", diff, diff))
