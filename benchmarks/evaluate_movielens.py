@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # this checkout's app, as the service
 
 from evaluation import data  # noqa: E402
 from evaluation.run import Config, evaluate, replay  # noqa: E402

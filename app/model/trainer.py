@@ -6,7 +6,6 @@ import logging
 import math
 import time
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,9 +20,10 @@ from app.clustering.refit import RefitMark, refit_trigger
 from app.clustering.vectors import unit_rows
 from app.config import Settings
 from app.db.base import utcnow
-from app.db.models import ModelCheckpoint, ModelRefit
+from app.db.models import ModelCheckpoint
 from app.db.session import Database
 from app.model import repository as model_repository
+from app.model.refits import RefitJob, RefitRunner, decision
 from app.profile import repository as profile_repository
 
 log = logging.getLogger(__name__)
@@ -55,9 +55,7 @@ class Trainer:
         self.trained_rows = 0  # profile rows trained since this trainer started
         # The last refit try (users 0: the first one is due as soon as the model exists).
         self._mark = RefitMark(users=0, trained_rows=0, at=-math.inf)
-        self._executor: ThreadPoolExecutor | None = None
-        self._job: Future[Proposal] | None = None
-        self._job_context: tuple[int, int, int] = (0, 0, 0)  # generation, version, population
+        self.refits = RefitRunner()
         # The version whose centres the last consolidation pass started from or produced: at
         # most one pass per model change, so an idle trainer does not commit versions forever.
         self.consolidated = 0
@@ -124,14 +122,15 @@ class Trainer:
         decided = None
         try:
             result = self._step(db)
-            if self._job is not None and self._job.done():
-                decided = self._finish_refit(db)
+            if (job := self.refits.finished()) is not None:
+                decided = self._decide_refit(db, job)
                 if decided is not None and decided.adopted:
                     result = TrainResult(result.rows, self.version)
-            elif not result.rows and self._job is None and self._refit_due(db):
-                pass  # started in the background; decided at a later step
-            elif not result.rows and self._should_consolidate():
-                result = TrainResult(version=self._consolidate(db))
+            elif not result.rows:
+                # a refit started now runs in the background and is decided at a later step
+                started_refit = self.refits.job is None and self._start_refit_if_due(db)
+                if not started_refit and self._should_consolidate():
+                    result = TrainResult(version=self._consolidate(db))
         except Exception:
             self.restore(db)  # the in-memory model may be ahead of what was committed
             raise
@@ -177,7 +176,7 @@ class Trainer:
             self.trained_rows += len(X)
         return TrainResult(rows=len(rows), version=version)
 
-    def _refit_due(self, db: Database) -> bool:
+    def _start_refit_if_due(self, db: Database) -> bool:
         """Start a refit in the background when one is due (app/clustering/refit.py)."""
         s = self.settings
         now = time.monotonic()
@@ -204,41 +203,34 @@ class Trainer:
             embedding_model=self.embedding_model,
             n_features=self.dim,
         )  # a frozen copy: the stream goes on training self.model meanwhile
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="refit")
-        self._job = self._executor.submit(
-            generation.propose,
+        self.refits.start(
             X,
             trigger=trigger,
             current=current,
-            current_ids=list(self.ids),
+            ids=list(self.ids),
             next_id=self.next_id,
-            clusters=s.fixed_clusters,
-            seed=s.seed,
-            half_life=s.model_half_life or None,
-            batch_size=s.batch_size,
+            settings=s,
+            generation_then=self.generation,
+            version=self.version,
+            population=population,
         )
-        self._job_context = (self.generation, self.version, population)
         log.info("refit (%s) started on %d of %d profiles", trigger, len(X), population)
         return True
 
-    def _finish_refit(self, db: Database) -> Proposal | None:
+    def _decide_refit(self, db: Database, job: RefitJob) -> Proposal | None:
         """Adopt a finished refit's generation if it was better, and record the decision."""
-        job, (generation_then, version_then, population) = self._job, self._job_context
-        self._job = None
-        assert job is not None
         try:
-            proposal = job.result()
+            proposal = job.future.result()
         except Exception:
             log.exception("refit failed; the model is unchanged")
             return None
-        if generation_then != self.generation:  # an operator's recluster came first
+        if job.generation != self.generation:  # an operator's recluster came first
             log.info(
                 "refit (%s) dropped: generation %d replaced it", proposal.trigger, self.generation
             )
             return None
         if proposal.adopted:
-            version = self._adopt(db, proposal, population=population, judged=version_then)
+            version = self._adopt(db, proposal, population=job.population, judged=job.version)
             log.info(
                 "refit (%s) adopted as version %d (k=%d): %s",
                 proposal.trigger,
@@ -249,7 +241,10 @@ class Trainer:
         else:
             with db.write() as session:
                 model_repository.add_refit(
-                    session, _decision(proposal, population, version_then, None)
+                    session,
+                    decision(
+                        proposal, population=job.population, judged=job.version, new_version=None
+                    ),
                 )
             log.info("refit (%s) not adopted: %s", proposal.trigger, proposal.reason)
         return proposal
@@ -266,7 +261,8 @@ class Trainer:
                 rows = proposal.sample_size
                 self._commit_version(session, version, rows, refit=proposal.as_meta())
                 model_repository.add_refit(
-                    session, _decision(proposal, population, judged, version)
+                    session,
+                    decision(proposal, population=population, judged=judged, new_version=version),
                 )
             except Exception:
                 self.model, self.ids, self.next_id, self.generation = previous
@@ -375,27 +371,8 @@ class Trainer:
     @property
     def refit_running(self) -> bool:
         """Whether a refit is being fitted or waits for its decision."""
-        return self._job is not None
+        return self.refits.job is not None
 
     def close(self) -> None:
         """Stop the refit thread (a running fit is abandoned)."""
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
-            self._executor = None
-
-
-def _decision(
-    proposal: Proposal, population: int, judged: int, new_version: int | None
-) -> ModelRefit:
-    meta = proposal.as_meta()
-    return ModelRefit(
-        decided_at=utcnow(),
-        trigger=proposal.trigger,
-        adopted=new_version is not None,
-        reason=proposal.reason,
-        k=proposal.k,
-        population=population,
-        model_version=judged or None,
-        new_version=new_version,
-        details=meta,
-    )
+        self.refits.close()

@@ -140,8 +140,13 @@ _INTERNAL = {
 def reference(ml: MovieLens, config: Config, k: int, database_url: str | None) -> dict[str, Any]:
     """Exact KMeans(n_init=10) on the final profiles (the same math and embedder as the
     service), its recall lift, and how much both move with KMeans' random seed."""
+    # Only the profile math is needed here; k comes from the service (APP_CLUSTERS may be auto).
     settings = load_settings(
-        **{n.removeprefix("APP_").lower(): v for n, v in config.settings.items()}
+        **{
+            n.removeprefix("APP_").lower(): v
+            for n, v in config.settings.items()
+            if n != "APP_CLUSTERS"
+        }
     )
     vectors = offline.item_vectors(ml.item_texts(with_tags=config.tags), database_url)
     users, X = offline.profiles(ml.train, vectors, settings)
