@@ -50,6 +50,8 @@ def bench_database(url: str, args: argparse.Namespace) -> list[list[object]]:
         api_keys={},
         batch_size=args.batch_size,
         min_users_first_fit=args.batch_size,
+        clusters=args.clusters,
+        refit=False,  # the stream's step is measured; refits run off its path
     )
     common.fresh_database(url)
     db = Database(url)

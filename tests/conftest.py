@@ -109,6 +109,8 @@ def make_settings(database_url: str) -> Callable[..., Settings]:
             "worker": "off",
             "api_keys": {},
             "consolidate_interval_seconds": 0,  # tests step the trainer faster than a minute
+            # Refits run in the background and add versions: the tests about them turn them on.
+            "refit": False,
         }
         values.update(overrides)
         return load_settings(**values)

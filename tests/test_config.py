@@ -13,7 +13,8 @@ from app.config import SCOPES, SettingsError, load_settings
 
 def test_defaults_match_the_design():
     settings = load_settings()
-    assert settings.clusters == 8 and settings.worker == "inline"
+    assert settings.clusters == "auto" and settings.worker == "inline"
+    assert settings.fixed_clusters is None and settings.first_clusters == 8
     assert settings.database_url.startswith("sqlite:///")
     assert set(settings.event_weights) == {
         "view",

@@ -1,4 +1,5 @@
-"""Fitting beyond the stream: a multi-start refit, one Lloyd step, and inertia. No I/O."""
+"""Fitting beyond the stream: one Lloyd step, and inertia. No I/O. (A new generation is
+fitted by app/clustering/generation.py.)"""
 
 from __future__ import annotations
 
@@ -8,64 +9,7 @@ import numpy as np
 
 from app.clustering.model import DTYPE, OnlineKMeans
 
-# One k-means++ start and one pass of mini-batch k-means lands 1-14% above KMeans(n_init=10)'s
-# inertia on MovieLens; the best of 3 starts x 30 shuffled passes stays within 5%
-# (benchmarks/EVALUATION.md).
-STARTS = 3
-EPOCHS = 30
 _CHUNK = 65536  # rows per block of the inertia pass, to bound n x d temporaries
-
-
-def fit_multi_start(
-    X: np.ndarray,
-    *,
-    n_clusters: int,
-    half_life: float | None,
-    batch_size: int,
-    seed: int,
-    starts: int = STARTS,
-    epochs: int = EPOCHS,
-) -> OnlineKMeans:
-    """The lowest-inertia model of `starts` k-means++ starts (start s is seeded seed + s), each
-    `epochs` shuffled mini-batch passes over all of X. Deterministic in X and the arguments."""
-    candidates = (
-        _fit_one(
-            X,
-            n_clusters=n_clusters,
-            half_life=half_life,
-            batch_size=batch_size,
-            seed=seed + start,
-            epochs=epochs,
-        )
-        for start in range(starts)
-    )
-    return min(candidates, key=lambda model: inertia(X, model.centers, model.predict(X)))
-
-
-def _fit_one(
-    X: np.ndarray,
-    *,
-    n_clusters: int,
-    half_life: float | None,
-    batch_size: int,
-    seed: int,
-    epochs: int,
-) -> OnlineKMeans:
-    model = OnlineKMeans(
-        n_clusters=n_clusters,
-        n_features=X.shape[1],
-        half_life=half_life,
-        batch_size=batch_size,
-        seed=seed,
-    )
-    shuffle = np.random.RandomState(seed)
-    for _ in range(epochs):
-        order = shuffle.permutation(len(X))
-        for begin in range(0, len(X), batch_size):
-            chunk = X[order[begin : begin + batch_size]]
-            if len(chunk) >= n_clusters or model.fitted:
-                model.partial_fit(chunk)
-    return model
 
 
 def lloyd_step(model: OnlineKMeans, pages: Iterable[np.ndarray]) -> tuple[np.ndarray, int]:

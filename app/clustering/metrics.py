@@ -45,7 +45,7 @@ def compute_quality(
     if populated < 2 or n < 3:
         return result
 
-    result["simplified_silhouette"] = _simplified_silhouette(distances, labels)
+    result["simplified_silhouette"] = simplified_silhouette(distances, labels)
     if populated <= n - 1:
         result["davies_bouldin"] = _finite(davies_bouldin_score(X, labels))
         result["calinski_harabasz"] = _finite(calinski_harabasz_score(X, labels))
@@ -63,7 +63,7 @@ def compute_quality(
     return result
 
 
-def _simplified_silhouette(distances: np.ndarray, labels: np.ndarray) -> float:
+def simplified_silhouette(distances: np.ndarray, labels: np.ndarray) -> float:
     """Centroid-based silhouette: a = own center, b = nearest other center, over all rows."""
     rows = np.arange(distances.shape[0])
     a = distances[rows, labels]

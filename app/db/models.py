@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Float,
     Index,
     Integer,
@@ -164,3 +165,20 @@ class QuarantinedEvent(Base):
     user_id: Mapped[str] = mapped_column(String(ID_LENGTH), index=True)  # erasure finds it
     reason: Mapped[str] = mapped_column(Text)
     quarantined_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ModelRefit(Base):
+    """One decision about a new generation: tried, adopted or not, and why."""
+
+    __tablename__ = "model_refit"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    trigger: Mapped[str] = mapped_column(String(32))  # growth, turnover, recluster ...
+    adopted: Mapped[bool] = mapped_column(Boolean)
+    reason: Mapped[str] = mapped_column(Text)
+    k: Mapped[int] = mapped_column(Integer)  # of the candidate
+    population: Mapped[int] = mapped_column(Integer)  # users with a profile when it was tried
+    model_version: Mapped[int | None] = mapped_column(Integer)  # the version it was judged against
+    new_version: Mapped[int | None] = mapped_column(Integer)  # the version it became, if adopted
+    details: Mapped[dict[str, Any]] = mapped_column(JSON)  # inertias, ids, splits, k report

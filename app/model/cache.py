@@ -17,6 +17,7 @@ class CurrentModel:
     version: int
     centers: np.ndarray  # (k, d) float64
     trained_at: object
+    ids: list[int]  # the public id of each centre
 
 
 class ModelCache:
@@ -37,7 +38,12 @@ class ModelCache:
         if row is None:  # pruned between the two reads: the next call sees the newer one
             return current
         centers, _ = decode_arrays(model_repository.checkpoint_state(row))
-        loaded = CurrentModel(version=row.version, centers=centers, trained_at=row.created_at)
+        loaded = CurrentModel(
+            version=row.version,
+            centers=centers,
+            trained_at=row.created_at,
+            ids=model_repository.checkpoint_ids(row)[0],
+        )
         with self._lock:
             if self._current is None or self._current.version < loaded.version:
                 self._current = loaded

@@ -35,8 +35,14 @@ def evaluate(
     settings: Settings,
     embedding_model: str,
     previous: dict[str, int] | None = None,
+    ids: list[int] | None = None,
 ) -> tuple[ClusterMetrics, dict[str, int]]:
-    """Store a snapshot for `version`; returns it and the user -> cluster map it saw."""
+    """Store a snapshot for `version`; returns it and the user -> cluster id map it saw.
+
+    `ids` are the clusters' public ids in centre order (default: their index). The share of
+    users who changed cluster compares ids, so a new generation whose clusters kept the ids of
+    the ones they continue counts only users who really moved."""
+    ids = list(range(model.n_clusters)) if ids is None else ids
     with db.read() as session:
         rows = profile_repository.sample(session, settings.metrics_max_users)
         X, kept = unit_rows([blob for _, blob in rows], model.n_features)
@@ -45,10 +51,12 @@ def evaluate(
             X, model, sample_size=settings.metrics_sample_size, seed=settings.seed
         )
         labels = model.predict(X) if len(X) else np.empty(0, dtype=np.int64)
-        assignment = dict(zip(user_ids, (int(c) for c in labels), strict=True))
-        clusters = explain(session, model, assignment, embedding_model=embedding_model)
-    for entry in clusters:
-        entry["size"] = quality["sizes"][entry["cluster_id"]]
+        by_index = dict(zip(user_ids, (int(c) for c in labels), strict=True))
+        clusters = explain(session, model, by_index, embedding_model=embedding_model)
+    for index, entry in enumerate(clusters):
+        entry["size"] = quality["sizes"][index]
+        entry["cluster_id"] = ids[index]
+    assignment = {user: ids[c] for user, c in by_index.items()}
     changed = None
     if previous:
         common = [u for u in assignment if u in previous]
@@ -69,8 +77,8 @@ def evaluate(
 def explain(
     session: Session, model: OnlineKMeans, assignment: dict[str, int], *, embedding_model: str
 ) -> list[dict[str, Any]]:
-    """Per cluster: c-TF-IDF keywords over members' recent event texts, and the items nearest
-    the centroid among those members interacted with."""
+    """Per cluster, in centre order: c-TF-IDF keywords over members' recent event texts, and
+    the items nearest the centroid among those members interacted with."""
     recent = event_repository.recent_applied(session, RECENT_EVENTS)
     texts: dict[int, list[str]] = defaultdict(list)
     items: dict[int, dict[str, str]] = defaultdict(dict)

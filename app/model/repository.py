@@ -1,4 +1,4 @@
-"""All SQL about model checkpoints, quality snapshots and assignment history."""
+"""All SQL about model checkpoints, refit decisions, quality snapshots and assignment history."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from sqlalchemy import ScalarSelect, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from app.clustering.codec import CheckpointState
-from app.db.models import ClusterAssignment, ClusterMetrics, ModelCheckpoint
+from app.db.models import ClusterAssignment, ClusterMetrics, ModelCheckpoint, ModelRefit
 from app.db.session import rowcount
 
 
@@ -34,6 +34,16 @@ def get_checkpoint(session: Session, version: int) -> ModelCheckpoint | None:
 def checkpoint_state(row: ModelCheckpoint) -> CheckpointState:
     """A stored checkpoint as the codec reads it."""
     return CheckpointState(meta=row.meta, centers=row.centers, counts=row.counts)
+
+
+CLUSTER_IDS = "cluster_ids"  # checkpoint meta: the public id of each centre, in centre order
+NEXT_CLUSTER_ID = "next_cluster_id"  # checkpoint meta: the next id never used
+
+
+def checkpoint_ids(row: ModelCheckpoint) -> tuple[list[int], int]:
+    """A checkpoint's cluster ids and next unused id (checkpoints before ids: the indexes)."""
+    ids = [int(i) for i in row.meta.get(CLUSTER_IDS, range(row.n_clusters))]
+    return ids, int(row.meta.get(NEXT_CLUSTER_ID, max(ids, default=-1) + 1))
 
 
 def checkpoint_summaries(session: Session) -> list[dict[str, Any]]:
@@ -103,3 +113,34 @@ def metrics_of_version(session: Session, version: int) -> ClusterMetrics | None:
 def metrics_history(session: Session, limit: int) -> list[ClusterMetrics]:
     rows = session.scalars(select(ClusterMetrics).order_by(ClusterMetrics.id.desc()).limit(limit))
     return list(reversed(list(rows)))
+
+
+def add_refit(session: Session, decision: ModelRefit) -> None:
+    session.add(decision)
+
+
+def refits(session: Session, limit: int) -> list[ModelRefit]:
+    """The latest `limit` refit decisions, oldest first."""
+    rows = session.scalars(select(ModelRefit).order_by(ModelRefit.id.desc()).limit(limit))
+    return list(reversed(list(rows)))
+
+
+def latest_refit(session: Session) -> ModelRefit | None:
+    return session.scalars(select(ModelRefit).order_by(ModelRefit.id.desc()).limit(1)).first()
+
+
+def latest_refit_with_report(session: Session) -> ModelRefit | None:
+    """The newest decision that carries a k report (a sample too small for one has none)."""
+    for row in session.scalars(select(ModelRefit).order_by(ModelRefit.id.desc()).limit(50)):
+        if row.details.get("k_report"):
+            return row
+    return None
+
+
+def latest_checkpoint_header(session: Session) -> Any:
+    """The latest checkpoint's version and n_clusters, without its arrays."""
+    return session.execute(
+        select(ModelCheckpoint.version, ModelCheckpoint.n_clusters)
+        .order_by(ModelCheckpoint.version.desc())
+        .limit(1)
+    ).first()

@@ -11,20 +11,25 @@ from dataclasses import dataclass
 import numpy as np
 from sqlalchemy.orm import Session
 
+from app.clustering import generation
 from app.clustering.codec import dump_state, load_state
-from app.clustering.fitting import fit_multi_start, lloyd_step
+from app.clustering.fitting import lloyd_step
+from app.clustering.generation import Proposal
 from app.clustering.model import OnlineKMeans
+from app.clustering.refit import RefitMark, refit_trigger
 from app.clustering.vectors import unit_rows
 from app.config import Settings
 from app.db.base import utcnow
 from app.db.models import ModelCheckpoint
 from app.db.session import Database
 from app.model import repository as model_repository
+from app.model.refits import RefitJob, RefitRunner, decision
 from app.profile import repository as profile_repository
 
 log = logging.getLogger(__name__)
 CONSOLIDATED = "consolidated_profiles"  # checkpoint meta key of a consolidation's version
 CONSOLIDATE_PAGE = 10_000  # profiles read at a time by the consolidation pass (bounded memory)
+REFIT = "refit"  # a new generation's checkpoint: the decision that made it
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,7 @@ class TrainResult:
     rows: int = 0  # profiles consumed
     version: int | None = None  # the checkpoint committed, if any
     seconds: float = 0.0
+    refit: Proposal | None = None  # a refit decided in this step, adopted or not
 
 
 class Trainer:
@@ -41,9 +47,15 @@ class Trainer:
         self.settings = settings
         self.embedding_model = embedding_model
         self.dim = dim
-        self.model = self._new_model(settings.clusters)
+        self.model = self._new_model(settings.first_clusters)
         self.version = 0
         self.generation = 1
+        self.ids: list[int] = list(range(self.model.n_clusters))  # public id of each centre
+        self.next_id = self.model.n_clusters  # ids are never reused
+        self.trained_rows = 0  # profile rows trained since this trainer started
+        # The last refit try (users 0: the first one is due as soon as the model exists).
+        self._mark = RefitMark(users=0, trained_rows=0, at=-math.inf)
+        self.refits = RefitRunner()
         # The version whose centres the last consolidation pass started from or produced: at
         # most one pass per model change, so an idle trainer does not commit versions forever.
         self.consolidated = 0
@@ -63,12 +75,18 @@ class Trainer:
         """Resume from the latest checkpoint (or start fresh when there is none)."""
         with db.read() as session:
             row = model_repository.latest_checkpoint(session)
+            refit_row = model_repository.latest_refit(session)
+        self._mark = RefitMark(
+            users=refit_row.population if refit_row else 0, trained_rows=0, at=-math.inf
+        )
+        self.trained_rows = 0
         if row is None:
             self.model, self.version, self.generation = (
-                self._new_model(self.settings.clusters),
+                self._new_model(self.settings.first_clusters),
                 0,
                 1,
             )
+            self.ids, self.next_id = list(range(self.model.n_clusters)), self.model.n_clusters
             self.consolidated = 0
             return
         self.model = load_state(
@@ -77,44 +95,56 @@ class Trainer:
             n_features=self.dim,
         )
         self.version, self.generation = row.version, row.generation
+        self.ids, self.next_id = model_repository.checkpoint_ids(row)
         # Derived from the checkpoint, so a restart does not consolidate a consolidation again.
         self.consolidated = row.version if CONSOLIDATED in row.meta else 0
-        if row.n_clusters != self.settings.clusters:
+        fixed = self.settings.fixed_clusters
+        if fixed and row.n_clusters != fixed:
             log.warning(
-                "the model has %d clusters but APP_CLUSTERS=%d; it keeps %d until "
-                "`python -m app recluster --k %d`",
+                "the model has %d clusters but APP_CLUSTERS=%d; the next refit moves to %d "
+                "(or now: `python -m app recluster --k %d`)",
                 row.n_clusters,
-                self.settings.clusters,
-                row.n_clusters,
-                self.settings.clusters,
+                fixed,
+                fixed,
+                fixed,
             )
         log.info("restored model version %d (generation %d)", row.version, row.generation)
 
     def step(self, db: Database) -> TrainResult:
-        """One partial_fit over profiles changed since they were last trained on; when there are
-        none and the model changed since the last consolidation, a consolidation instead."""
+        """One partial_fit over profiles changed since they were last trained on. When there
+        are none: a finished refit is decided, else a due one is started (in the background),
+        else a consolidation runs if the model changed since the last one."""
         started = time.perf_counter()
         with db.read() as session:
             latest = model_repository.latest_version(session) or 0
         if latest != self.version:  # a recluster committed a new generation: adopt it now
             self.restore(db)
+        decided = None
         try:
             result = self._step(db)
-            if not result.rows and self._should_consolidate():
-                result = TrainResult(version=self._consolidate(db))
+            if (job := self.refits.finished()) is not None:
+                decided = self._decide_refit(db, job)
+                if decided is not None and decided.adopted:
+                    result = TrainResult(result.rows, self.version)
+            elif not result.rows:
+                # a refit started now runs in the background and is decided at a later step
+                started_refit = self.refits.job is None and self._start_refit_if_due(db)
+                if not started_refit and self._should_consolidate():
+                    result = TrainResult(version=self._consolidate(db))
         except Exception:
             self.restore(db)  # the in-memory model may be ahead of what was committed
             raise
-        return TrainResult(result.rows, result.version, time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        return TrainResult(result.rows, result.version, seconds, decided)
 
     def _step(self, db: Database) -> TrainResult:
         s = self.settings
         with db.write() as session:
             limit = s.batch_size
             if not self.model.fitted:
-                if profile_repository.count_untrained(session) < s.min_users_first_fit:
+                if profile_repository.count_untrained(session) < s.first_fit_users:
                     return TrainResult()
-                limit = max(s.batch_size, s.min_users_first_fit)
+                limit = max(s.batch_size, s.first_fit_users)
             rows = profile_repository.untrained_profiles(session, limit)
             X, kept = unit_rows([blob for _, blob, _ in rows], self.dim)
             if not self.model.fitted and len(X) < self.model.n_clusters:
@@ -133,7 +163,7 @@ class Trainer:
                         {
                             "user_id": rows[i][0],
                             "model_version": version,
-                            "cluster_id": int(c),
+                            "cluster_id": self.ids[int(c)],
                             "distance": float(distances[j, c]),
                             "assigned_at": now,
                         }
@@ -143,7 +173,102 @@ class Trainer:
             profile_repository.mark_trained(session, [user_id for user_id, _, _ in rows])
         if version is not None:
             self.version = version
+            self.trained_rows += len(X)
         return TrainResult(rows=len(rows), version=version)
+
+    def _start_refit_if_due(self, db: Database) -> bool:
+        """Start a refit in the background when one is due (app/clustering/refit.py)."""
+        s = self.settings
+        now = time.monotonic()
+        if not (s.refit and self.model.fitted) or now - self._mark.at < s.refit_interval_seconds:
+            return False
+        with db.read() as session:
+            population = profile_repository.count(session)
+            trigger = refit_trigger(
+                last=self._mark,
+                users=population,
+                trained_rows=self.trained_rows,
+                now=now,
+                min_interval=s.refit_interval_seconds,
+            )
+            if trigger is None:
+                return False
+            rows = sorted(profile_repository.sample(session, limit=s.refit_sample_size))
+        self._mark = RefitMark(users=population, trained_rows=self.trained_rows, at=now)
+        X, _ = unit_rows([blob for _, blob in rows], self.dim)
+        if len(X) < self.model.n_clusters:
+            return False
+        current = load_state(
+            dump_state(self.model, embedding_model=self.embedding_model),
+            embedding_model=self.embedding_model,
+            n_features=self.dim,
+        )  # a frozen copy: the stream goes on training self.model meanwhile
+        self.refits.start(
+            X,
+            trigger=trigger,
+            current=current,
+            ids=list(self.ids),
+            next_id=self.next_id,
+            settings=s,
+            generation_then=self.generation,
+            version=self.version,
+            population=population,
+        )
+        log.info("refit (%s) started on %d of %d profiles", trigger, len(X), population)
+        return True
+
+    def _decide_refit(self, db: Database, job: RefitJob) -> Proposal | None:
+        """Adopt a finished refit's generation if it was better, and record the decision."""
+        try:
+            proposal = job.future.result()
+        except Exception:
+            log.exception("refit failed; the model is unchanged")
+            return None
+        if job.generation != self.generation:  # an operator's recluster came first
+            log.info(
+                "refit (%s) dropped: generation %d replaced it", proposal.trigger, self.generation
+            )
+            return None
+        if proposal.adopted:
+            version = self._adopt(db, proposal, population=job.population, judged=job.version)
+            log.info(
+                "refit (%s) adopted as version %d (k=%d): %s",
+                proposal.trigger,
+                version,
+                proposal.k,
+                proposal.reason,
+            )
+        else:
+            with db.write() as session:
+                model_repository.add_refit(
+                    session,
+                    decision(
+                        proposal, population=job.population, judged=job.version, new_version=None
+                    ),
+                )
+            log.info("refit (%s) not adopted: %s", proposal.trigger, proposal.reason)
+        return proposal
+
+    def _adopt(self, db: Database, proposal: Proposal, *, population: int, judged: int) -> int:
+        """Commit the proposal's model as a new generation (one version), its decision with it."""
+        previous = (self.model, self.ids, self.next_id, self.generation)
+        with db.write() as session:
+            try:
+                self.model, self.ids = proposal.model, list(proposal.matching.ids)
+                self.next_id = max(self.next_id, max(self.ids) + 1)
+                self.generation += 1
+                version = (model_repository.latest_version(session) or 0) + 1
+                rows = proposal.sample_size
+                self._commit_version(session, version, rows, refit=proposal.as_meta())
+                model_repository.add_refit(
+                    session,
+                    decision(proposal, population=population, judged=judged, new_version=version),
+                )
+            except Exception:
+                self.model, self.ids, self.next_id, self.generation = previous
+                raise
+        self.version = version
+        return version
 
     def _should_consolidate(self) -> bool:
         s = self.settings
@@ -183,11 +308,26 @@ class Trainer:
             yield unit_rows([blob for _, blob in page], self.dim)[0]
 
     def _commit_version(
-        self, session: Session, version: int, rows: int, *, consolidated: int | None = None
+        self,
+        session: Session,
+        version: int,
+        rows: int,
+        *,
+        consolidated: int | None = None,
+        refit: dict[str, object] | None = None,
     ) -> None:
         state = dump_state(self.model, embedding_model=self.embedding_model)
-        # A consolidation's checkpoint says so (and over how many profiles) in its meta.
-        meta = state.meta if consolidated is None else {**state.meta, CONSOLIDATED: consolidated}
+        meta = {
+            **state.meta,
+            model_repository.CLUSTER_IDS: self.ids,
+            model_repository.NEXT_CLUSTER_ID: self.next_id,
+        }
+        # A consolidation's checkpoint says so (and over how many profiles) in its meta; a new
+        # generation's carries the decision that made it.
+        if consolidated is not None:
+            meta[CONSOLIDATED] = consolidated
+        if refit is not None:
+            meta[REFIT] = refit
         checkpoint = ModelCheckpoint(
             version=version,
             generation=self.generation,
@@ -203,29 +343,36 @@ class Trainer:
         model_repository.add_checkpoint(session, checkpoint, keep=self.settings.checkpoints_keep)
 
     def recluster(self, db: Database, *, clusters: int) -> int:
-        """A new generation trained from all current profiles, swapped in as one new version."""
+        """A new generation trained from all current profiles, swapped in as one new version;
+        its clusters keep the ids of the clusters they continue."""
         with db.read() as session:
-            rows = profile_repository.sample(session, limit=10**9)  # every profile
+            rows = sorted(profile_repository.sample(session, limit=10**9))  # every profile
+            population = len(rows)
         X, _ = unit_rows([blob for _, blob in rows], self.dim)
         if len(X) < clusters:
             raise ValueError(f"need at least {clusters} users with profiles, have {len(X)}")
         s = self.settings
         # Fitted outside the write transaction.
-        model = fit_multi_start(
+        proposal = generation.propose(
             X,
-            n_clusters=clusters,
-            half_life=s.model_half_life or None,
-            batch_size=max(s.batch_size, clusters),
+            trigger="recluster",
+            current=self.model if self.model.fitted else None,
+            current_ids=list(self.ids),
+            next_id=self.next_id,
+            clusters=clusters,
             seed=s.seed,
+            half_life=s.model_half_life or None,
+            batch_size=s.batch_size,
+            held_out=False,
+            report_rows=s.refit_sample_size,
         )
-        with db.write() as session:
-            previous, self.model = self.model, model
-            try:
-                self.generation += 1
-                version = (model_repository.latest_version(session) or 0) + 1
-                self._commit_version(session, version, len(X))
-            except Exception:
-                self.model, self.generation = previous, self.generation - 1
-                raise
-        self.version = version
-        return version
+        return self._adopt(db, proposal, population=population, judged=self.version)
+
+    @property
+    def refit_running(self) -> bool:
+        """Whether a refit is being fitted or waits for its decision."""
+        return self.refits.job is not None
+
+    def close(self) -> None:
+        """Stop the refit thread (a running fit is abandoned)."""
+        self.refits.close()

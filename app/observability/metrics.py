@@ -68,6 +68,19 @@ TRAIN_SECONDS = Histogram(
 )
 TRAIN_ROWS = Counter("interest_train_rows_total", "Profiles this process trained on")
 IS_TRAINER = Gauge("interest_worker_trainer", "1 while this process holds the trainer lock")
+REFITS = Counter(
+    "interest_model_refits_total",
+    "Refit decisions by this process's trainer: why one was tried, and whether it was adopted",
+    ["trigger", "outcome"],
+)
+
+REFIT_RUNNING = Gauge(
+    "interest_model_refit_running", "1 while this process's trainer fits or judges a refit"
+)
+
+
+def record_refit(*, trigger: str, adopted: bool) -> None:
+    REFITS.labels(trigger=trigger, outcome="adopted" if adopted else "rejected").inc()
 
 
 def record_profile_step(*, applied: int, encoded: int, encode_seconds: float) -> None:

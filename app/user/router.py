@@ -19,7 +19,12 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown user
 @router.get("/{user_id}/cluster", dependencies=[Depends(require("read"))], responses=NOT_FOUND)
 def get_cluster(user_id: IdPath, request: Request, session: ReadSession) -> UserCluster:
     """The user's interest cluster now, its distance, confidence and runner-up clusters."""
-    return user_service.current_cluster(session, user_id=user_id, models=request.app.state.models)
+    return user_service.current_cluster(
+        session,
+        user_id=user_id,
+        models=request.app.state.models,
+        first_fit_users=request.app.state.settings.first_fit_users,
+    )
 
 
 @router.get(

@@ -28,8 +28,11 @@ QUARANTINED = "the user's events could not be folded and are quarantined (GET /v
 NO_DIRECTION = "the user's events cancel out: the profile has no direction to place"
 
 
-def current_cluster(session: Session, *, user_id: str, models: ModelCache) -> UserCluster:
-    """The user's cluster against the latest committed model version."""
+def current_cluster(
+    session: Session, *, user_id: str, models: ModelCache, first_fit_users: int
+) -> UserCluster:
+    """The user's cluster against the latest committed model version; a pending answer says
+    what it waits for (`first_fit_users`: the population the first model waits for)."""
     snapshot = profile_repository.query_snapshot(
         session, user_id, model_version=model_repository.latest_version_query()
     )
@@ -59,7 +62,13 @@ def current_cluster(session: Session, *, user_id: str, models: ModelCache) -> Us
         answer.reason = NOT_APPLIED if snapshot.pending_events else QUARANTINED
         return answer
     if model is None:
-        answer.reason = NO_MODEL
+        users = profile_repository.count(session)
+        answer.reason = (
+            f"{NO_MODEL}: {first_fit_users - users} more users with a profile before the first "
+            f"model (it fits at {first_fit_users})"
+            if users < first_fit_users
+            else NO_MODEL
+        )
         return answer
     answer.model_version = model.version
     vectors, _ = unit_rows([profile.vector_sum], model.centers.shape[1])
@@ -70,10 +79,11 @@ def current_cluster(session: Session, *, user_id: str, models: ModelCache) -> Us
     order = np.argsort(distances, kind="stable")
     nearest = float(distances[order[0]])
     second = float(distances[order[1]]) if len(order) > 1 else nearest
-    answer.status, answer.cluster_id, answer.distance = "assigned", int(order[0]), nearest
+    answer.status, answer.distance = "assigned", nearest
+    answer.cluster_id = model.ids[int(order[0])]
     answer.confidence = 1.0 - nearest / second if second > 0 else 1.0
     answer.alternatives = [
-        Alternative(cluster_id=int(c), distance=float(distances[c]))
+        Alternative(cluster_id=model.ids[int(c)], distance=float(distances[c]))
         for c in order[1 : 1 + ALTERNATIVES]
     ]
     return answer

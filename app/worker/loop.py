@@ -77,6 +77,8 @@ class Worker:
                 if not busy:
                     self.stop_event.wait(wait)
         finally:
+            if self.trainer is not None:
+                self.trainer.close()
             self.leader.release()
 
     def run_once(self) -> bool:
@@ -105,6 +107,9 @@ class Worker:
             assert self.trainer is not None
             result = self.trainer.step(self.db)
             metrics.record_train_step(rows=result.rows, seconds=result.seconds)
+            if result.refit is not None:
+                metrics.record_refit(trigger=result.refit.trigger, adopted=result.refit.adopted)
+            metrics.REFIT_RUNNING.set(int(self.trainer.refit_running))
             trained = result.rows
             self._evaluate_if_due()
         return bool(step.applied or step.quarantined or trained)
@@ -112,6 +117,7 @@ class Worker:
     def _lead(self) -> bool:
         if self.trainer is not None and not self.leader.still_held():
             log.warning("lost the trainer lock; standing by")
+            self.trainer.close()
             self.trainer = None
         if self.trainer is None and self.leader.try_acquire():
             assert self.embedder is not None
@@ -141,6 +147,7 @@ class Worker:
             settings=self.settings,
             embedding_model=self.embedder.model_id,
             previous=self._last_assignment,
+            ids=trainer.ids,
         )
         self._evaluated_version, self._evaluated_at = trainer.version, time.monotonic()
 

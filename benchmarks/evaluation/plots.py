@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -31,7 +32,7 @@ def dynamics(result: dict[str, Any], folder: Path) -> list[Path]:
     ax1.grid(alpha=0.3)
 
     k = len(snaps[-1]["sizes"])
-    sizes = [[s["sizes"][c] for s in snaps] for c in range(k)]
+    sizes = [[s["sizes"][c] if c < len(s["sizes"]) else 0 for s in snaps] for c in range(k)]
     ax2.stackplot(versions, sizes, labels=[f"cluster {c}" for c in range(k)])
     ax2.set_ylabel("users per cluster")
     if k <= 16:
@@ -134,6 +135,42 @@ def comparison(results: list[dict[str, Any]], folder: Path) -> Path:
     fig.suptitle("MovieLens: k and profile half-life")
     fig.tight_layout()
     path = folder / "movielens_k_half_life.png"
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return path
+
+
+def quality(results: list[dict[str, Any]], folder: Path, name: str) -> Path:
+    """Per run (one panel each): served inertia / exact KMeans' on the same profiles after each
+    replay chunk, with every refit decision marked at the version it made or was judged on."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fig, axes = plt.subplots(len(results), 1, figsize=(8, 2.6 * len(results) + 0.6), sharey=True)
+    for ax, result in zip(np.atleast_1d(axes), results, strict=True):
+        probes = [s["quality"] for s in result.get("steps", []) if s.get("quality")]
+        ratios = [p["ratio"] for p in probes]
+        ax.plot(
+            [p["model_version"] for p in probes],
+            ratios,
+            marker=".",
+            label="served model / exact KMeans (inertia, same profiles)",
+        )
+        refits = [r for r in result.get("refits", []) if r["trigger"] != "recluster"]
+        for i, r in enumerate(x for x in refits if x["adopted"]):
+            label = "refit adopted" if i == 0 else None
+            ax.axvline(r["new_version"], color="tab:green", linewidth=0.8, label=label)
+        for i, r in enumerate(x for x in refits if not x["adopted"] and x["model_version"]):
+            label = "refit tried, not adopted" if i == 0 else None
+            ax.axvline(r["model_version"], color="grey", linewidth=0.8, linestyle=":", label=label)
+        ax.axhline(1.02, color="tab:red", linewidth=0.8, linestyle="--", label="target 1.02")
+        ax.set_ylim(min([0.96, *ratios]) - 0.01, 1.3)
+        ax.set_ylabel("inertia ratio")
+        ax.set_title(result["name"], fontsize=9)
+        ax.grid(alpha=0.3)
+    np.atleast_1d(axes)[0].legend(fontsize=7, loc="upper right")
+    np.atleast_1d(axes)[-1].set_xlabel("model version (replay in time order)")
+    fig.suptitle("MovieLens replay: quality over versions, each refit marked")
+    fig.tight_layout()
+    path = folder / f"movielens_quality_{name}.png"
     fig.savefig(path, dpi=DPI)
     plt.close(fig)
     return path

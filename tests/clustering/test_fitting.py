@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from app.clustering.fitting import fit_multi_start, inertia, lloyd_step
+from app.clustering.fitting import inertia, lloyd_step
 from app.clustering.model import OnlineKMeans
 from tests.clustering.synthetic import blobs, topic_centers
 
@@ -59,15 +59,3 @@ def test_lloyd_step_is_the_same_page_by_page_and_leaves_centres_without_members(
     assert np.array_equal(whole[0], far[0])
     unchanged, none = lloyd_step(model, [])
     assert none == 0 and np.array_equal(unchanged, far)
-
-
-def test_fit_multi_start_is_deterministic_and_keeps_the_best_start() -> None:
-    X = data(n=300)
-    kwargs = {"n_clusters": 4, "half_life": None, "batch_size": 64, "epochs": 3}
-    best = fit_multi_start(X, seed=7, starts=3, **kwargs)
-    again = fit_multi_start(X, seed=7, starts=3, **kwargs)
-    assert np.array_equal(best.centers, again.centers)
-    singles = [fit_multi_start(X, seed=7 + s, starts=1, **kwargs) for s in range(3)]
-    scores = [brute_inertia(X, m.centers) for m in singles]
-    assert any(np.array_equal(best.centers, m.centers) for m in singles)
-    assert np.isclose(brute_inertia(X, best.centers), min(scores), rtol=1e-12, atol=0)

@@ -3,6 +3,7 @@ worker's cache, encode and train instruments."""
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import numpy as np
@@ -152,3 +153,37 @@ def test_worker_records_cache_encode_and_train(client, db, make_settings):
     assert delta(second, "interest_train_rows_total") >= 6
     assert sample(second, "interest_worker_trainer") == 1
     assert sample(second, "interest_model_version") >= 1
+
+
+def test_worker_counts_refit_decisions(client, db, make_settings):
+    settings = make_settings(clusters=2, batch_size=64, refit=True, refit_interval_seconds=0)
+    worker = Worker(settings, db)
+    worker.embedder = load_embedder(settings.embedding_model)
+    texts = ["rocket launch to mars", "pasta recipe with fresh tomato", "tennis grand slam"]
+    events = [
+        {"user_id": f"r{i}", "type": "like", "text": texts[i % 3], "event_id": f"r{i}"}
+        for i in range(24)  # the first fit waits for 20 users (k=2); then a growth refit
+    ]
+
+    def decisions(text: str) -> float:
+        return sum(
+            sample(text, "interest_model_refits_total", trigger="growth", outcome=o) or 0
+            for o in ("adopted", "rejected")
+        )
+
+    try:
+        before = client.get("/metrics").text
+        assert client.post("/v1/events", json={"events": events}).status_code == 202
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            busy = worker.run_once()
+            assert worker.trainer is not None
+            settled = not busy and not worker.trainer.refit_running
+            if settled and decisions(client.get("/metrics").text) > decisions(before):
+                break
+            time.sleep(0.05)
+        after = client.get("/metrics").text
+    finally:
+        worker.leader.release()
+    assert decisions(after) - decisions(before) == 1
+    assert sample(after, "interest_model_refit_running") == 0
