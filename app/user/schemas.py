@@ -31,7 +31,6 @@ class UserCluster(BaseModel):
     alternatives: list[Alternative]
     model_version: int | None
     profile: ProfileInfo
-    reason: str | None = None  # why a pending answer is pending
 
 
 class Assignment(BaseModel):

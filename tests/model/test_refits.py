@@ -11,6 +11,7 @@ from app.clustering.refit import MIN_GAIN, RefitMark
 from app.db.models import ModelCheckpoint, ModelRefit
 from app.model.evaluation import evaluate
 from app.model.trainer import Trainer
+from app.user.service import NO_MODEL, NOT_APPLIED
 from tests.factories import TOPICS, drain, post, topic_events, trainer_for
 
 
@@ -50,14 +51,16 @@ def test_first_fit_at_ten_users_per_cluster_and_pending_says_why(
     client.post("/v1/events", json={"events": topic_events(users_per_topic=9, events_per_user=3)})
     answer = client.get("/v1/users/space-1/cluster").json()
     assert answer["status"] == "pending"
-    assert answer["reason"] == "3 events not yet folded into the profile"
+    assert answer["reason"] == NOT_APPLIED
     drain(db, embedder, settings)
     trainer = trainer_for(settings, embedder)
     trainer.restore(db)
     assert trainer.step(db).version is None  # 27 users: not yet
     answer = client.get("/v1/users/space-1/cluster").json()
     assert answer["status"] == "pending"
-    assert answer["reason"] == "3 more users with a profile before the first model (it fits at 30)"
+    assert answer["reason"] == (
+        f"{NO_MODEL}: 3 more users with a profile before the first model (it fits at 30)"
+    )
 
     post(db, topic_events(users_per_topic=1, events_per_user=3, prefix="x"))
     drain(db, embedder, settings)

@@ -89,4 +89,4 @@ def test_pending_says_why_before_the_model_and_before_the_fold(client):
 def test_pending_without_a_model_says_so(client, db):
     add_profiles(db, {"early": axis(0)})
     answer = client.get("/v1/users/early/cluster").json()
-    assert (answer["status"], answer["reason"]) == ("pending", NO_MODEL)
+    assert answer["status"] == "pending" and answer["reason"].startswith(NO_MODEL)
