@@ -37,6 +37,12 @@ HERE = Path(__file__).resolve().parent
 
 def main() -> None:
     args = _parser().parse_args()
+    if args.quality:
+        from benchmarks.evaluation import plots
+
+        runs = [json.loads((args.out / "results" / f"{n}.json").read_text()) for n in args.quality]
+        print(f"plot: {plots.quality(runs, args.plots, runs[0]['name'].rsplit('-', 1)[0])}")
+        return
     if args.compare:
         from benchmarks.evaluation import plots
 
@@ -70,14 +76,18 @@ def main() -> None:
             settings = SERVICE_SETTINGS | extra
             settings |= {"APP_CLUSTERS": str(k), "APP_PROFILE_HALF_LIFE_DAYS": half_life}
             config = Config(
-                settings=settings, chunks=args.chunks, tags=args.tags, recluster=args.recluster
+                settings=settings,
+                chunks=args.chunks,
+                tags=args.tags,
+                recluster=args.recluster,
+                drift=args.drift,
             )
             name = args.name or config.name
             print(f"== {name}: {settings}", flush=True)
             started = time.perf_counter()
             if args.url:
                 client = Client(args.url, args.api_key)
-                steps = replay(client, ml, config)
+                steps = replay(client, ml, config, args.database_url)
                 result = evaluate(client, ml, config, database_url=args.database_url)
             else:
                 steps, result = run_service(out / "runs" / name, ml, config)
@@ -90,24 +100,32 @@ def main() -> None:
 
         for path in plots.dynamics(results[0], args.plots):
             print(f"plot: {path}")
+        print(f"plot: {plots.quality(results[:1], args.plots, results[0]['name'])}")
 
 
 def run_service(
     run_dir: Path, ml: MovieLens, config: Config
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """A fresh service on its own SQLite file in run_dir: replay, then score."""
+    url = warm_database(run_dir, ml.item_texts(with_tags=config.tags))
+    with Service(url, log_dir=run_dir, worker="inline", **setting_kwargs(config.settings)) as svc:
+        client = Client(svc.url)
+        steps = replay(client, ml, config, url)
+        return steps, evaluate(client, ml, config, database_url=url, service=svc)
+
+
+def warm_database(run_dir: Path, texts: dict[str, str]) -> str:
+    """A fresh, migrated SQLite file in an emptied run_dir whose embedding cache already holds
+    the texts' vectors; its URL. The subject is the clustering, not encoding."""
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir(parents=True)
     url = common.fresh_database(f"sqlite:///{run_dir / 'app.db'}")
     db = Database(url)
-    try:  # the subject is the clustering, not encoding: the texts' vectors are cached already
-        seed.warm_cache(db, embedder(), list(ml.item_texts(with_tags=config.tags).values()))
+    try:
+        seed.warm_cache(db, embedder(), list(texts.values()))
     finally:
         db.dispose()
-    with Service(url, log_dir=run_dir, worker="inline", **setting_kwargs(config.settings)) as svc:
-        client = Client(svc.url)
-        steps = replay(client, ml, config)
-        return steps, evaluate(client, ml, config, database_url=url, service=svc)
+    return url
 
 
 @cache
@@ -136,6 +154,18 @@ def summary(r: dict) -> str:  # type: ignore[type-arg]
             f"{s['inertia']:.2f} (x{s['inertia_ratio']:.3f})  silhouette {_f(s['silhouette'])}  "
             f"DB {_f(s['davies_bouldin'])}  ARI {_f(s['ari_vs_offline'])}  v{s['model_version']}"
         )
+    refits = r.get("refits", [])
+    adopted = sum(1 for x in refits if x["adopted"])
+    lines.append(
+        f"refits: {len(refits)} tried, {adopted} adopted; k report: "
+        f"{(r.get('k_report') or {}).get('reason')}"
+    )
+    if r.get("drift"):
+        last = r["drift"]["steps"][-1]
+        lines.append(
+            f"drift: {r['drift']['switched']} switched users found in their new family's "
+            f"cluster: service {last['service_found']:.3f}, exact {last['exact_found']:.3f}"
+        )
     return "\n".join(lines)
 
 
@@ -161,7 +191,8 @@ def table(results: list[dict]) -> str:  # type: ignore[type-arg]
 
 
 def _grid_key(r: dict) -> tuple[int, float]:  # type: ignore[type-arg]
-    return int(r["settings"]["APP_CLUSTERS"]), float(r["settings"]["APP_PROFILE_HALF_LIFE_DAYS"])
+    k = r["settings"]["APP_CLUSTERS"]
+    return int(k) if k.isdigit() else 0, float(r["settings"]["APP_PROFILE_HALF_LIFE_DAYS"])
 
 
 def _f(x: float | None, digits: int = 4) -> str:
@@ -171,13 +202,16 @@ def _f(x: float | None, digits: int = 4) -> str:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("data_dir", type=Path, help="the ml-latest-small folder")
-    p.add_argument("--clusters", type=_ints, default=[8], help="k values, e.g. 4,8,16,32")
+    p.add_argument(
+        "--clusters", type=lambda s: s.split(","), default=["8"], help="k values (4,8,16) or auto"
+    )
     p.add_argument("--half-life-days", type=lambda s: s.split(","), default=["30"])
     p.add_argument("--chunks", type=int, default=40, help="time-ordered replay steps")
     p.add_argument("--tags", action="store_true", help="add history tags to item texts")
     p.add_argument(
         "--recluster", action="store_true", help="then `python -m app recluster` and score again"
     )
+    p.add_argument("--drift", action="store_true", help="then users switch genre family (drift.py)")
     p.add_argument("--set", action="append", default=[], help="APP_X=VALUE for the service")
     p.add_argument("--name", help="result name (default from k and half-life)")
     p.add_argument("--url", help="an already running service on an empty database")
@@ -187,15 +221,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--plots", type=Path, default=HERE / "plots")
     p.add_argument("--no-plots", action="store_true")
     p.add_argument(
+        "--quality",
+        type=lambda s: s.split(","),
+        help="only plot quality over versions of these saved runs (NAME,NAME,...)",
+    )
+    p.add_argument(
         "--compare",
         action="store_true",
         help="only tabulate and plot saved results (dynamics of --name, default k8-hl30)",
     )
     return p
-
-
-def _ints(s: str) -> list[int]:
-    return [int(x) for x in s.split(",")]
 
 
 if __name__ == "__main__":

@@ -169,9 +169,21 @@ class Client:
         response = self.http.get("/v1/clusters/metrics")
         return None if response.status_code == 404 else self._ok(response)
 
-    def metrics_history(self) -> list[dict[str, Any]]:
+    def metrics_history(self) -> dict[str, Any]:
+        """{"snapshots": [...], "refits": [...]}, oldest first."""
         response = self.http.get("/v1/clusters/metrics/history", params={"limit": 1000})
-        return self._ok(response)["snapshots"]
+        return self._ok(response)
+
+    def k_report(self) -> dict[str, Any] | None:
+        response = self.http.get("/v1/clusters/k")
+        return None if response.status_code == 404 else self._ok(response)
+
+    def refit_running(self) -> bool:
+        """From /metrics: whether the inline trainer is fitting or judging a refit."""
+        for line in self.http.get("/metrics").text.splitlines():
+            if line.startswith("interest_model_refit_running "):
+                return float(line.split()[1]) > 0
+        return False
 
     def wait_applied(self, *, poll: float = 0.1, timeout: float = 900.0) -> dict[str, Any]:
         """Until every accepted event is folded into its profile; returns the stats."""
@@ -205,6 +217,8 @@ class Client:
         version, since = None, time.monotonic()
         while time.monotonic() < deadline:
             now_version = self.stats()["model"]["version"]
+            if self.refit_running():  # the refit it is fitting will change the model
+                since = time.monotonic()
             if now_version != version:
                 version, since = now_version, time.monotonic()
             metrics = self.metrics()

@@ -7,6 +7,8 @@ switch is sent in DRIFT_CHUNKS chunks; after each, every switched user is asked 
 cluster over HTTP. A switched user is "found" when their cluster's majority family (over the
 users who did not switch, labelled the same way) is the family they switched to. Exact
 KMeans(n_init=10) on the service's own profiles at the same moment is scored by the same rule.
+
+Run by `.venv/bin/python -m benchmarks.evaluate_movielens DATA_DIR --drift` after its replay.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ from collections import Counter, defaultdict
 from typing import Any
 
 import numpy as np
-from evaluation import offline
-from evaluation.data import MovieLens, Rating, event_json
-from evaluation.service import Client
+
+from benchmarks.evaluation import offline
+from benchmarks.movielens import MovieLens, Rating, event_json
+from benchmarks.service import Client
 
 FAMILIES = {
     "action": {"Action", "Adventure", "Sci-Fi", "War", "Western"},

@@ -1,37 +1,37 @@
 """Which k, and when to fit first: criteria measured on MovieLens's final profiles, offline.
 
-    .venv/bin/python benchmarks/evaluation/k_criteria.py DATA_DIR benchmarks/out/warm.db
+    .venv/bin/python -m benchmarks.evaluation.k_criteria DATA_DIR \
+        [--database-url sqlite:///benchmarks/out/runs/k8-hl30/app.db]
 
 Per candidate k: the recall@20 lift of exact KMeans (n_init=3, mean over 5 seeds: what the
 criterion should find), the silhouette, the simplified silhouette, Calinski-Harabasz,
 Davies-Bouldin, stability (ARI of fits on two random halves, 5 pairs), a gap statistic with a
 feature-permutation reference, and the service's own k report (app.clustering.k_selection) over
 3 seeds. Then the first-fit rule: held-out inertia of a model fitted on m members per cluster,
-relative to one fitted on every user.
+relative to one fitted on every user. The movie vectors come from the embedding cache of
+--database-url (any run's database) where it has them, else from the embedder.
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from evaluation import data, offline  # noqa: E402
-from evaluation.recommend import recall_at_k  # noqa: E402
-from sklearn.cluster import KMeans  # noqa: E402
-from sklearn.metrics import (  # noqa: E402
+from sklearn.cluster import KMeans
+from sklearn.metrics import (
     adjusted_rand_score,
     calinski_harabasz_score,
     davies_bouldin_score,
     silhouette_score,
 )
 
-from app.clustering.k_selection import CANDIDATES, score_k  # noqa: E402
-from app.clustering.metrics import simplified_silhouette  # noqa: E402
-from app.config import load_settings  # noqa: E402
+from app.clustering.k_selection import CANDIDATES, score_k
+from app.clustering.metrics import simplified_silhouette
+from app.config import load_settings
+from benchmarks import movielens
+from benchmarks.evaluation import offline
+from benchmarks.evaluation.recommend import recall_at_k
 
 
 def criteria(X: np.ndarray, lift_of, k: int) -> str:  # type: ignore[no-untyped-def]
@@ -84,8 +84,12 @@ def first_fit(X: np.ndarray) -> None:
 
 
 def main() -> None:
-    ml = data.load(Path(sys.argv[1]))
-    vectors = offline.item_vectors(ml.item_texts(with_tags=False), f"sqlite:///{sys.argv[2]}")
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("data_dir", type=Path, help="the ml-latest-small folder")
+    p.add_argument("--database-url", help="a database whose embedding cache holds the movies")
+    args = p.parse_args()
+    ml = movielens.load(args.data_dir)
+    vectors = offline.item_vectors(ml.item_texts(with_tags=False), args.database_url)
     users, X = offline.profiles(ml.train, vectors, load_settings())
     seen, relevant = ml.seen(), ml.held_out_likes()
     popularity = recall_at_k(ml.train, seen, relevant, None)["recall"]

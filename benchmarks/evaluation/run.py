@@ -12,7 +12,7 @@ import numpy as np
 from sklearn.metrics import adjusted_rand_score
 
 from app.config import load_settings
-from benchmarks.evaluation import offline
+from benchmarks.evaluation import drift, offline, quality
 from benchmarks.evaluation.recommend import lift_interval, recall_at_k
 from benchmarks.movielens import MovieLens, Rating, event_json
 from benchmarks.service import Client, Service
@@ -27,6 +27,7 @@ SERVICE_SETTINGS = {
     "APP_EVALUATE_INTERVAL_SECONDS": "0.5",
     "APP_POLL_INTERVAL_SECONDS": "0.05",
     "APP_CONSOLIDATE_INTERVAL_SECONDS": "0",  # a replay of minutes: consolidate whenever idle
+    "APP_REFIT_INTERVAL_SECONDS": "0",  # and try a refit whenever one is due
 }
 
 
@@ -36,6 +37,7 @@ class Config:
     chunks: int = 40
     tags: bool = False
     recluster: bool = False
+    drift: bool = False
 
     @property
     def name(self) -> str:
@@ -55,10 +57,15 @@ def chunks(train: list[Rating], n: int) -> list[list[Rating]]:
     return [train[i : i + size] for i in range(0, len(train), size)]
 
 
-def replay(client: Client, ml: MovieLens, config: Config) -> list[dict[str, Any]]:
+def replay(
+    client: Client, ml: MovieLens, config: Config, database_url: str | None = None
+) -> list[dict[str, Any]]:
     """Items first, then the history in time-ordered chunks; after each chunk wait until it is
-    folded, so each model version reflects the replay up to a known date."""
+    folded, so each model version reflects the replay up to a known date. With the service's
+    database, each step also records the served model's inertia against exact KMeans on the
+    same profiles at that moment."""
     client.post_items(ml.item_texts(with_tags=config.tags))
+    seed = int(config.settings.get("APP_SEED", "0"))
     steps = []
     started = time.perf_counter()
     for i, chunk in enumerate(chunks(ml.train, config.chunks)):
@@ -72,6 +79,7 @@ def replay(client: Client, ml: MovieLens, config: Config) -> list[dict[str, Any]
                 "model_version": stats["model"]["version"],
                 "users": stats["users"],
                 "elapsed_s": round(time.perf_counter() - started, 2),
+                "quality": quality.probe(database_url, seed=seed) if database_url else None,
             }
         )
         print(
@@ -111,9 +119,18 @@ def evaluate(
         "profile_max_abs_diff": ref["profile_max_abs_diff"],
         "offline": {k: v for k, v in ref.items() if k not in _INTERNAL},
         "streaming": score(client, ml, final, ref),
-        "history": history,
+        "history": history["snapshots"],
+        "refits": history["refits"],
+        "k_report": client.k_report(),
     }
     _phase("streaming model scored", started)
+    if config.drift and database_url:
+        seed = int(config.settings.get("APP_SEED", "0"))
+        result["drift"] = drift.run(
+            client, ml, k=final["n_clusters"], seed=seed, database_url=database_url, settle=settle
+        )
+        result["drift_refits"] = client.metrics_history()["refits"]
+        _phase("drift", started)
     if config.recluster and service is not None:
         # An operator's recluster, run while the service is stopped, so that the new generation
         # is fitted on a quiet database and the restarted worker evaluates it first thing.
@@ -143,7 +160,10 @@ _INTERNAL = {
 def reference(ml: MovieLens, config: Config, k: int, database_url: str | None) -> dict[str, Any]:
     """Exact KMeans(n_init=10) on the final profiles (the same math and embedder as the
     service), its recall lift, and how much both move with KMeans' random seed."""
-    settings = load_settings(**setting_kwargs(config.settings))
+    # Only the profile math is needed here; k comes from the service (APP_CLUSTERS may be auto).
+    settings = load_settings(
+        **setting_kwargs({n: v for n, v in config.settings.items() if n != "APP_CLUSTERS"})
+    )
     vectors = offline.item_vectors(ml.item_texts(with_tags=config.tags), database_url)
     users, X = offline.profiles(ml.train, vectors, settings)
     diff = None
