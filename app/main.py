@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app.config import Settings, WorkerMode, get_settings
+from app.dashboard import router as dashboard_router
 from app.db.session import Database
 from app.errors import install_error_handlers
 from app.event.router import router as event_router
@@ -64,6 +65,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         user_router,
         model_router,
         stats_router,
+        dashboard_router.data,
+        dashboard_router.page,
     ):
         app.include_router(router)
     install_observability(app)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import ScalarSelect, delete, func, insert, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from app.clustering.codec import CheckpointState
 from app.db.models import ClusterAssignment, ClusterMetrics, ModelCheckpoint
@@ -103,3 +103,14 @@ def metrics_of_version(session: Session, version: int) -> ClusterMetrics | None:
 def metrics_history(session: Session, limit: int) -> list[ClusterMetrics]:
     rows = session.scalars(select(ClusterMetrics).order_by(ClusterMetrics.id.desc()).limit(limit))
     return list(reversed(list(rows)))
+
+
+def quality_history(session: Session, limit: int) -> list[ClusterMetrics]:
+    """The latest `limit` snapshots, oldest first, without loading their cluster explanations."""
+    query = (
+        select(ClusterMetrics)
+        .options(defer(ClusterMetrics.clusters, raiseload=True))
+        .order_by(ClusterMetrics.id.desc())
+        .limit(limit)
+    )
+    return list(session.scalars(query))[::-1]

@@ -84,9 +84,7 @@ class LeaderLock:
         return True
 
     def _try_file(self) -> bool:
-        database = make_url(str(self._db.engine.url)).database or "memory"
-        path = Path(f"{database}.trainer.lock")
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(_lock_file(self._db), os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -94,3 +92,35 @@ class LeaderLock:
             return False
         self._fd = fd
         return True
+
+
+def _lock_file(db: Database) -> Path:
+    database = make_url(str(db.engine.url)).database or "memory"
+    return Path(f"{database}.trainer.lock")
+
+
+def trainer_present(db: Database) -> bool:
+    """Whether some process holds the trainer lock now. On SQLite this takes a shared lock
+    for an instant: a worker that tries to become the trainer in that instant tries again."""
+    if db.engine.dialect.name == "postgresql":
+        with db.engine.connect() as conn:
+            held = conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = :key "
+                    "AND granted AND database = "
+                    "(SELECT oid FROM pg_database WHERE datname = current_database())"
+                ),
+                {"key": ADVISORY_KEY},
+            ).scalar_one()
+        return bool(held)
+    try:
+        fd = os.open(_lock_file(db), os.O_RDONLY)
+    except FileNotFoundError:
+        return False  # no trainer has ever run against this database file
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # frees the shared lock, if it was taken
+    return False

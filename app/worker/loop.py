@@ -7,6 +7,7 @@ import threading
 import time
 
 from app.config import Settings
+from app.dashboard import service as dashboard_service
 from app.db.session import Database
 from app.embedding.embedder import Embedder, EmbedderError, load_embedder
 from app.model.evaluation import evaluate
@@ -106,7 +107,7 @@ class Worker:
             and time.monotonic() - self._evaluated_at < self.settings.evaluate_interval_seconds
         ):
             return
-        _, self._last_assignment = evaluate(
+        snapshot, self._last_assignment = evaluate(
             self.db,
             trainer.model,
             version=trainer.version,
@@ -115,6 +116,7 @@ class Worker:
             previous=self._last_assignment,
         )
         self._evaluated_version, self._evaluated_at = trainer.version, time.monotonic()
+        dashboard_service.record_map(self.db, trainer.model, snapshot)  # after: never twice
 
     def start_thread(self) -> threading.Thread:
         thread = threading.Thread(target=self.run, name="worker", daemon=True)

@@ -20,7 +20,7 @@ def test_upgrade_is_idempotent_and_matches_the_models(db, database_url):
     upgrade(database_url)
     with db.engine.connect() as conn:
         assert conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == [
-            "0001"
+            "0002"
         ]
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == []

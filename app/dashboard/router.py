@@ -1,0 +1,83 @@
+"""GET /dashboard (the page and its two files) and GET /v1/dashboard/* (the data it reads).
+
+The page and its files hold no data and are served to anyone; every number comes from the
+/v1 endpoints, behind the `read` scope like the rest of the API. When the service has keys the
+page asks for one and keeps it in sessionStorage: never in a URL, gone with the tab.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import FileResponse, HTMLResponse
+
+from app.auth import require
+from app.dashboard import service as dashboard_service
+from app.dashboard.schemas import ClusterMapOut, Pipeline, Versions
+from app.dependencies import DatabaseDep, ReadSession, SettingsDep
+from app.errors import NotFound
+from app.worker.leader import trainer_present
+
+STATIC = Path(__file__).resolve().parent / "static"
+ASSETS = {"dashboard.js": "text/javascript", "dashboard.css": "text/css"}
+# Everything the page loads comes from this origin; no inline script, no framing.
+PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
+
+page = APIRouter(prefix="/dashboard", include_in_schema=False)
+data = APIRouter(
+    prefix="/v1/dashboard", tags=["dashboard"], dependencies=[Depends(require("read"))]
+)
+
+
+@cache
+def _page_html(keys: bool) -> str:
+    html = (STATIC / "dashboard.html").read_text(encoding="utf-8")
+    return html.replace('data-auth="open"', 'data-auth="key"') if keys else html
+
+
+@page.get("")
+def get_page(settings: SettingsDep) -> HTMLResponse:
+    return HTMLResponse(_page_html(bool(settings.api_keys)), headers=PAGE_HEADERS)
+
+
+@page.get("/static/{name}")
+def get_asset(name: str) -> FileResponse:
+    if name not in ASSETS:
+        raise NotFound(f"no dashboard file {name!r}")
+    return FileResponse(STATIC / name, media_type=ASSETS[name], headers=PAGE_HEADERS)
+
+
+@data.get("/pipeline")
+def get_pipeline(session: ReadSession, settings: SettingsDep, db: DatabaseDep) -> Pipeline:
+    """Events, users, the model and its age, the lag, whether a trainer runs, and how many
+    more users the first model waits for. The page polls this."""
+    return dashboard_service.pipeline(
+        session, settings=settings, trainer_running=trainer_present(db)
+    )
+
+
+@data.get("/map")
+def get_map(session: ReadSession) -> ClusterMapOut:
+    """The newest cluster map: centres and a bounded sample of users in 2-D, made by the worker
+    once per evaluated model version."""
+    return dashboard_service.cluster_map(session)
+
+
+@data.get("/versions")
+def get_versions(
+    session: ReadSession, limit: Annotated[int, Query(ge=1, le=1000)] = 200
+) -> Versions:
+    """Quality and cluster sizes of the latest `limit` evaluated versions, oldest first, with
+    refits, reclusters and consolidations marked."""
+    return dashboard_service.versions(session, limit=limit)
