@@ -58,7 +58,10 @@ class LeaderLock:
     def release(self) -> None:
         if self._conn is not None:
             with contextlib.suppress(SQLAlchemyError):
-                self._conn.close()  # ends the session, which frees the lock
+                # Closing a pooled connection only hands it back to the pool, with the session
+                # and its lock alive; invalidating closes it for real, which frees the lock.
+                self._conn.invalidate()
+                self._conn.close()
             self._conn = None
         if self._fd is not None:
             os.close(self._fd)  # closing the descriptor frees the flock
