@@ -187,12 +187,12 @@
     box.append(points);
     const biggest = Math.max(1, ...m.centers.map((c) => c.size));
     for (const c of m.centers) {
-      const radius = 9 + 12 * Math.sqrt(c.size / biggest);
+      const radius = 8 + 14 * Math.sqrt(c.size / biggest);
       const describe = () =>
         `Cluster ${c.cluster_id} · ${integer.format(c.size)} users` +
         (c.keywords.length ? ` · ${c.keywords.join(", ")}` : "");
       const mark = svg("circle", { class: "center", cx: X(c.x).toFixed(1), cy: Y(c.y).toFixed(1),
-        r: radius.toFixed(1), fill: color(c.cluster_id), tabindex: 0,
+        r: radius.toFixed(1), fill: color(c.cluster_id), stroke: color(c.cluster_id), tabindex: 0,
         "data-cluster": c.cluster_id, "aria-label": describe() });
       mark.append(svg("title", {}, describe()));
       const show = () => {
@@ -210,7 +210,7 @@
       mark.addEventListener("blur", () => { tip.hidden = true; });
       box.append(mark);
       box.append(svg("text", { class: "center-label", x: X(c.x).toFixed(1),
-        y: (Y(c.y) + 4).toFixed(1), "text-anchor": "middle" }, String(c.cluster_id)));
+        y: (Y(c.y) + 4.5).toFixed(1), "text-anchor": "middle" }, String(c.cluster_id)));
       $("map-legend").append(el("li", {}, swatch(c.cluster_id),
         `${c.cluster_id}: ${c.keywords.slice(0, 3).join(", ") || "no keywords yet"}`));
     }

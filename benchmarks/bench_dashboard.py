@@ -1,0 +1,136 @@
+"""The dashboard's data endpoints with many users: latency at a fixed rate, and the worker's
+cost of one map.
+
+    python benchmarks/bench_dashboard.py --users 100000 \
+        --database-url sqlite:////tmp/interest-clusters-bench/dashboard/bench.db \
+        --database-url postgresql+psycopg://postgres@127.0.0.1:5432/bench_dashboard
+
+Seeding goes straight into the database (the subject is reading): N `user_profile` rows with
+clustered random unit vectors, E applied `event` rows per user, one checkpoint trained by
+`Trainer.step`, one evaluation (`evaluate`) and its map (`record_map`, timed: the worker pays
+it once per evaluated version), then the history the quality charts read: V evaluated versions
+in all (maps pruned as the worker prunes them). Then `python -m app serve` (APP_WORKER=off)
+answers each endpoint on a fixed schedule
+of R requests/s (latency from each request's slot, so a server that falls behind is charged
+for the queue). GET /healthz of the same server, closed loop, is this client's trivial limit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from datetime import UTC, datetime
+
+import common
+import seed
+from loadgen import run_load
+from sqlalchemy import insert
+
+from app.clustering.evaluation import evaluate
+from app.clustering.trainer import Trainer
+from app.config import load_settings
+from app.dashboard import service as dashboard_service
+from app.db.models import ClusterMap, ClusterMetrics
+from app.db.session import Database
+from app.embedding.embedder import DEFAULT_MODEL_ID
+
+DIM = 384
+ENDPOINTS = ["/v1/dashboard/pipeline", "/v1/dashboard/map", "/v1/dashboard/versions",
+             "/v1/clusters"]  # fmt: skip
+
+
+def seed_database(url: str, args: argparse.Namespace) -> float:
+    """Seed, and return the seconds one `record_map` took."""
+    common.fresh_database(url)
+    db = Database(url)
+    ids = seed.profiles(db, args.users, dim=DIM, model_id=DEFAULT_MODEL_ID)
+    now = datetime.now(UTC)
+    seed.events(
+        db,
+        (
+            {"event_id": f"e{n}-{i}", "user_id": user, "type": "view",
+             "item_id": f"m{(n * 7 + i) % 5000}", "occurred_at": now}
+            for n, user in enumerate(ids)
+            for i in range(args.events_per_user)
+        ),
+        applied=True,
+    )  # fmt: skip
+    settings = load_settings(database_url=url, worker="off", api_keys={}, min_users_first_fit=2)
+    trainer = Trainer(settings, embedding_model=DEFAULT_MODEL_ID, dim=DIM)
+    assert trainer.step(db).version == 1
+    snapshot, _ = evaluate(
+        db, trainer.model, version=1, settings=settings, embedding_model=DEFAULT_MODEL_ID
+    )
+    started = time.perf_counter()
+    dashboard_service.record_map(db, trainer.model, snapshot)
+    map_seconds = time.perf_counter() - started
+    with db.read() as session:
+        first_map = session.get(ClusterMap, 1)
+        assert first_map is not None
+        template = {c.name: getattr(first_map, c.name) for c in ClusterMap.__table__.columns}
+    history = {c.name: getattr(snapshot, c.name) for c in ClusterMetrics.__table__.columns}
+    del history["id"]
+    versions = range(2, args.versions + 1)
+    kept = args.versions - dashboard_service.MAP_KEEP
+    with db.write() as session:  # the later versions the quality charts read, pruned as usual
+        session.execute(
+            insert(ClusterMetrics), [{**history, "model_version": v} for v in versions]
+        )
+        session.execute(
+            insert(ClusterMap),
+            [
+                {**template, "model_version": v, "points": template["points"] if v > kept else None}
+                for v in versions
+            ],
+        )
+    db.dispose()
+    return map_seconds
+
+
+def bench_database(url: str, args: argparse.Namespace) -> list[list[object]]:
+    kind = common.backend(url)
+    map_seconds = seed_database(url, args)
+    rows: list[list[object]] = [
+        [kind, f"record_map at {args.users:,} users (s, worker, once per version)",
+         map_seconds, "", ""],
+    ]  # fmt: skip
+    with common.service(url, log_dir=common.work_dir("dashboard"), worker="off") as (port, _):
+        trivial = run_load(
+            port, [("GET", "/healthz", b"")], concurrency=args.concurrency,
+            duration=args.seconds, headers=common.AUTH,
+        )  # fmt: skip
+        for path in ENDPOINTS:
+            requests = [("GET", path, b"")]
+            run_load(port, requests, concurrency=4, duration=1, headers=common.AUTH)  # warm-up
+            paced = run_load(
+                port, requests, concurrency=args.concurrency, duration=args.seconds,
+                headers=common.AUTH, rate=args.rate,
+            )  # fmt: skip
+            if set(paced.statuses) != {200}:
+                raise SystemExit(f"{path}: unexpected statuses {paced.statuses}")
+            p50, p99 = (common.percentile(paced.latencies, q) * 1000 for q in (50, 99))
+            rows.append(
+                [kind, f"{path} paced at {args.rate:,.0f}/s: p50 / p99 (ms)",
+                 f"{p50:.1f} / {p99:.1f}", "p99 <= 100",
+                 common.verdict(p99, 100, higher_is_better=False)]
+            )  # fmt: skip
+    rows.append([kind, f"GET /healthz, c={args.concurrency} (req/s, the trivial limit)",
+                 trivial.rate, "", ""])  # fmt: skip
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--database-url", action="append", required=True)
+    parser.add_argument("--users", type=int, default=100_000)
+    parser.add_argument("--events-per-user", type=int, default=5)
+    parser.add_argument("--versions", type=int, default=200, help="evaluated versions stored")
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--rate", type=float, default=20.0, help="requests/s per endpoint")
+    parser.add_argument("--seconds", type=float, default=10.0, help="each run")
+    args = parser.parse_args()
+    common.report_per_database("Dashboard data endpoints", args, bench_database)
+
+
+if __name__ == "__main__":
+    main()
