@@ -73,9 +73,7 @@ def seed_database(url: str, args: argparse.Namespace) -> float:
     versions = range(2, args.versions + 1)
     kept = args.versions - dashboard_service.MAP_KEEP
     with db.write() as session:  # the later versions the quality charts read, pruned as usual
-        session.execute(
-            insert(ClusterMetrics), [{**history, "model_version": v} for v in versions]
-        )
+        session.execute(insert(ClusterMetrics), [{**history, "model_version": v} for v in versions])
         session.execute(
             insert(ClusterMap),
             [
