@@ -30,6 +30,7 @@ from app.clustering.evaluation import evaluate
 from app.clustering.trainer import Trainer
 from app.config import load_settings
 from app.dashboard import service as dashboard_service
+from app.dashboard.router import PIPELINE_FRESH_SECONDS
 from app.db.models import ClusterMap, ClusterMetrics
 from app.db.session import Database
 from app.embedding.embedder import DEFAULT_MODEL_ID
@@ -88,16 +89,26 @@ def seed_database(url: str, args: argparse.Namespace) -> float:
 def bench_database(url: str, args: argparse.Namespace) -> list[list[object]]:
     kind = common.backend(url)
     map_seconds = seed_database(url, args)
+    db = Database(url)
+    settings = load_settings(database_url=url, worker="off", api_keys={})
+    dashboard_service.pipeline(db, settings=settings)  # warm
+    started = time.perf_counter()
+    dashboard_service.pipeline(db, settings=settings)
+    pipeline_seconds = time.perf_counter() - started
+    db.dispose()
     rows: list[list[object]] = [
-        [kind, f"record_map at {args.users:,} users (s, worker, once per version)",
+        [kind, f"record_map at {args.users:,} users (s; the worker, once per evaluated version)",
          map_seconds, "", ""],
+        [kind, f"one pipeline read at {args.users:,} users (s; at most once per "
+         f"{PIPELINE_FRESH_SECONDS:g} s per API process while a page polls)",
+         pipeline_seconds, "", ""],
     ]  # fmt: skip
     with common.service(url, log_dir=common.work_dir("dashboard"), worker="off") as (port, _):
         trivial = run_load(
             port, [("GET", "/healthz", b"")], concurrency=args.concurrency,
             duration=args.seconds, headers=common.AUTH,
         )  # fmt: skip
-        for path in ENDPOINTS:
+        for path in [*ENDPOINTS, "/healthz"]:  # /healthz paced: this machine's latency floor
             requests = [("GET", path, b"")]
             run_load(port, requests, concurrency=4, duration=1, headers=common.AUTH)  # warm-up
             paced = run_load(
@@ -107,10 +118,11 @@ def bench_database(url: str, args: argparse.Namespace) -> list[list[object]]:
             if set(paced.statuses) != {200}:
                 raise SystemExit(f"{path}: unexpected statuses {paced.statuses}")
             p50, p99 = (common.percentile(paced.latencies, q) * 1000 for q in (50, 99))
+            target = path != "/healthz"
             rows.append(
                 [kind, f"{path} paced at {args.rate:,.0f}/s: p50 / p99 (ms)",
-                 f"{p50:.1f} / {p99:.1f}", "p99 <= 100",
-                 common.verdict(p99, 100, higher_is_better=False)]
+                 f"{p50:.1f} / {p99:.1f}", "p99 <= 100" if target else "",
+                 common.verdict(p99, 100, higher_is_better=False) if target else ""]
             )  # fmt: skip
     rows.append([kind, f"GET /healthz, c={args.concurrency} (req/s, the trivial limit)",
                  trivial.rate, "", ""])  # fmt: skip

@@ -15,7 +15,7 @@ class FirstFit(BaseModel):
 
 
 class Pipeline(BaseModel):
-    now: datetime  # the server's clock, so the page computes ages without trusting its own
+    read_at: datetime  # when these numbers were read (the server's clock, not the browser's)
     stats: Stats  # exactly what GET /v1/stats answers
     trainer_running: bool  # some worker holds the trainer lock
     first_fit: FirstFit

@@ -24,6 +24,7 @@ from app.db.base import utcnow
 from app.db.models import ClusterMetrics
 from app.db.session import Database
 from app.stats.router import get_stats
+from app.worker.leader import trainer_present
 
 MAP_USERS = 1000  # users drawn per map: enough to show each cluster's shape, light on a phone
 MAP_KEEP = 20  # maps that keep their points; older rows stay as version marks
@@ -67,16 +68,18 @@ def record_map(db: Database, model: OnlineKMeans, snapshot: ClusterMetrics) -> N
         dashboard_repository.add_map(session, row, keep_points=MAP_KEEP)
 
 
-def pipeline(session: Session, *, settings: Settings, trainer_running: bool) -> Pipeline:
+def pipeline(db: Database, *, settings: Settings) -> Pipeline:
     """The live state of the pipeline, and how far the first model is from being trained."""
-    stats = get_stats(session)
+    read_at = utcnow()
+    with db.read() as session:
+        stats = get_stats(session)
     waiting = 0
     if stats.model.version is None:
         waiting = max(0, settings.min_users_first_fit - stats.users)
     return Pipeline(
-        now=utcnow(),
+        read_at=read_at,
         stats=stats,
-        trainer_running=trainer_running,
+        trainer_running=trainer_present(db),
         first_fit=FirstFit(min_users=settings.min_users_first_fit, waiting_for_users=waiting),
     )
 

@@ -128,7 +128,7 @@
 
   function renderPipeline(p) {
     const s = p.stats;
-    const now = Date.parse(p.now);
+    const now = Date.parse(p.read_at);
     const modelAge = s.model.trained_at ? age((now - Date.parse(s.model.trained_at)) / 1000) : "–";
     $("pipeline-tiles").replaceChildren(
       tile("events received", integer.format(s.events.received)),
@@ -152,7 +152,7 @@
     } else {
       waiting.textContent = "Enough users: the first model is being trained.";
     }
-    $("pipeline-updated").textContent = `updated ${new Date(now).toLocaleTimeString("en-GB")}`;
+    $("pipeline-updated").textContent = `as of ${new Date(now).toLocaleTimeString("en-GB")}`;
   }
 
   // ---- cluster map -------------------------------------------------------------------------

@@ -1,0 +1,56 @@
+"""The latest result of a slow read, shared by every request of one process."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class Recent(Generic[T]):
+    """Requests get the last result from memory. Once it is older than `fresh` seconds, one
+    background thread reads it again, so the read runs at most once per `fresh` seconds however
+    many pages poll, and never while nobody asks. Older than `stale` seconds (nobody asked for a
+    while), the request reads it itself rather than show something that old."""
+
+    def __init__(self, read: Callable[[], T], *, fresh: float, stale: float) -> None:
+        self._read = read
+        self._fresh, self._stale = fresh, stale
+        self._lock = threading.Lock()
+        self._value: T | None = None
+        self._read_at = -float("inf")
+        self._reading = False
+
+    def get(self) -> T:
+        with self._lock:
+            value, age = self._value, time.monotonic() - self._read_at
+            refresh = value is not None and self._fresh < age <= self._stale
+            refresh = refresh and not self._reading
+            self._reading = self._reading or refresh
+        if value is None or age > self._stale:
+            return self._read_now()
+        if refresh:
+            threading.Thread(target=self._refresh, name="dashboard-refresh", daemon=True).start()
+        return value
+
+    def _read_now(self) -> T:
+        started = time.monotonic()
+        value = self._read()
+        with self._lock:
+            if started >= self._read_at:  # a slower, older read never replaces a newer one
+                self._value, self._read_at = value, started
+        return value
+
+    def _refresh(self) -> None:
+        try:
+            self._read_now()
+        except Exception:  # the next request retries; past `stale` it reads (and fails) itself
+            log.warning("refreshing the dashboard's pipeline state failed", exc_info=True)
+        finally:
+            with self._lock:
+                self._reading = False

@@ -1,0 +1,67 @@
+"""The shared pipeline read: one read serves every poll, refreshed behind the answers."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from app.dashboard.recent import Recent
+
+
+class Reads:
+    """A read that counts itself and can be made slow or failing."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.gate = threading.Event()
+        self.gate.set()
+        self.fail = False
+
+    def __call__(self) -> int:
+        self.gate.wait(5)
+        if self.fail:
+            raise RuntimeError("database down")
+        self.count += 1
+        return self.count
+
+
+def eventually(predicate, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_polls_share_one_read_until_it_ages_then_one_background_read_renews_it():
+    reads = Reads()
+    recent = Recent(reads, fresh=0.2, stale=30)
+    assert [recent.get() for _ in range(5)] == [1] * 5  # the first request read it itself
+    time.sleep(0.25)
+    reads.gate.clear()  # the renewal now hangs until released
+    assert [recent.get() for _ in range(5)] == [1] * 5  # answered at once, from memory
+    reads.gate.set()
+    eventually(lambda: recent.get() == 2)
+    assert reads.count == 2  # five aged polls, one renewal
+
+
+def test_after_nobody_asked_for_a_while_a_request_reads_afresh():
+    reads = Reads()
+    recent = Recent(reads, fresh=0.05, stale=0.2)
+    assert recent.get() == 1
+    time.sleep(0.3)
+    assert recent.get() == 2 and reads.count == 2  # not the old value, and not in background
+
+
+def test_a_failed_renewal_keeps_the_last_answer_and_a_stale_one_is_not_shown():
+    reads = Reads()
+    recent = Recent(reads, fresh=0.05, stale=0.5)
+    assert recent.get() == 1
+    reads.fail = True
+    time.sleep(0.1)
+    assert recent.get() == 1  # the renewal fails in the background
+    eventually(lambda: not recent._reading)
+    time.sleep(0.5)
+    with pytest.raises(RuntimeError, match="database down"):
+        recent.get()
