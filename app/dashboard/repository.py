@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from app.db.models import ClusterMap
@@ -29,13 +29,22 @@ def add_map(session: Session, row: dict[str, Any], *, keep_points: int) -> None:
         )
 
 
-def latest_map(session: Session) -> ClusterMap | None:
-    return session.scalars(
-        select(ClusterMap)
+def latest_map_version(session: Session) -> int | None:
+    """The newest version with a map to show (its points kept)."""
+    return session.scalar(
+        select(ClusterMap.model_version)
         .where(ClusterMap.points.is_not(None))
         .order_by(ClusterMap.model_version.desc())
         .limit(1)
-    ).first()
+    )
+
+
+def get_map(session: Session, version: int) -> ClusterMap | None:
+    return session.get(ClusterMap, version)
+
+
+def newest_version_mark(session: Session) -> int | None:
+    return session.scalar(select(func.max(ClusterMap.model_version)))
 
 
 def version_marks(session: Session, versions: list[int]) -> dict[int, tuple[int, bool]]:

@@ -7,20 +7,22 @@ page asks for one and keeps it in sessionStorage: never in a URL, gone with the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from app.auth import require
 from app.dashboard import service as dashboard_service
-from app.dashboard.recent import Recent
+from app.dashboard.cache import Keyed, Recent
 from app.dashboard.schemas import ClusterMapOut, Pipeline, Versions
 from app.dependencies import ReadSession, SettingsDep
 from app.errors import NotFound
 
+T = TypeVar("T")
 STATIC = Path(__file__).resolve().parent / "static"
 ASSETS = {"dashboard.js": "text/javascript", "dashboard.css": "text/css"}
 # Everything the page loads comes from this origin; no inline script, no framing.
@@ -63,39 +65,61 @@ def get_asset(name: str) -> FileResponse:
     return FileResponse(STATIC / name, media_type=ASSETS[name], headers=PAGE_HEADERS)
 
 
-def pipeline_reader(request: Request) -> Recent[Pipeline]:
-    """This app's shared pipeline read (made on first use; a race makes two, one is kept)."""
-    state = request.app.state
-    reader = getattr(state, "dashboard_pipeline", None)
-    if reader is None:
-        db, settings = state.db, state.settings
-        reader = state.dashboard_pipeline = Recent(
-            lambda: dashboard_service.pipeline(db, settings=settings),
-            fresh=PIPELINE_FRESH_SECONDS,
-            stale=PIPELINE_STALE_SECONDS,
-        )
-    return reader
+def shared(name: str, make: Callable[[Request], T]) -> Callable[[Request], T]:
+    """A dependency: this app's one `name` object, made on first use (a race makes two and
+    keeps one, which costs one extra read)."""
+
+    def get(request: Request) -> T:
+        value = getattr(request.app.state, name, None)
+        if value is None:
+            value = make(request)
+            setattr(request.app.state, name, value)
+        return value
+
+    return get
+
+
+def _pipeline_reader(request: Request) -> Recent[Pipeline]:
+    db, settings = request.app.state.db, request.app.state.settings
+    return Recent(
+        lambda: dashboard_service.pipeline(db, settings=settings),
+        fresh=PIPELINE_FRESH_SECONDS,
+        stale=PIPELINE_STALE_SECONDS,
+    )
+
+
+PipelineReader = Annotated[
+    Recent[Pipeline], Depends(shared("dashboard_pipeline", _pipeline_reader))
+]
+MapCache = Annotated[Keyed, Depends(shared("dashboard_map", lambda _: Keyed()))]
+VersionsCache = Annotated[Keyed, Depends(shared("dashboard_versions", lambda _: Keyed()))]
+
+
+def _json(body: bytes) -> Response:
+    return Response(body, media_type="application/json")
 
 
 @data.get("/pipeline")
-def get_pipeline(reader: Annotated[Recent[Pipeline], Depends(pipeline_reader)]) -> Pipeline:
+def get_pipeline(reader: PipelineReader) -> Pipeline:
     """Events, users, the model and its age, the lag, whether a trainer runs, and how many
     more users the first model waits for, as read at most a few seconds ago (`read_at`): the
     counts grow with the event log, so one read serves every page that polls meanwhile."""
     return reader.get()
 
 
-@data.get("/map")
-def get_map(session: ReadSession) -> ClusterMapOut:
+@data.get("/map", response_model=ClusterMapOut)
+def get_map(session: ReadSession, cache: MapCache) -> Response:
     """The newest cluster map: centres and a bounded sample of users in 2-D, made by the worker
     once per evaluated model version."""
-    return dashboard_service.cluster_map(session)
+    return _json(dashboard_service.cluster_map_json(session, cache=cache))
 
 
-@data.get("/versions")
+@data.get("/versions", response_model=Versions)
 def get_versions(
-    session: ReadSession, limit: Annotated[int, Query(ge=1, le=1000)] = 200
-) -> Versions:
+    session: ReadSession,
+    cache: VersionsCache,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> Response:
     """Quality and cluster sizes of the latest `limit` evaluated versions, oldest first, with
     refits, reclusters and consolidations marked."""
-    return dashboard_service.versions(session, limit=limit)
+    return _json(dashboard_service.versions_json(session, limit=limit, cache=cache))

@@ -11,6 +11,7 @@ from app.clustering.trainer import CONSOLIDATED
 from app.clustering.vectors import unit_rows
 from app.config import Settings
 from app.dashboard import repository as dashboard_repository
+from app.dashboard.cache import Keyed
 from app.dashboard.projection import project
 from app.dashboard.schemas import (
     ClusterMapOut,
@@ -84,9 +85,14 @@ def pipeline(db: Database, *, settings: Settings) -> Pipeline:
     )
 
 
-def cluster_map(session: Session) -> ClusterMapOut:
-    """The newest stored map (an empty one before the first evaluation)."""
-    row = dashboard_repository.latest_map(session)
+def cluster_map_json(session: Session, *, cache: Keyed) -> bytes:
+    """The newest stored map (an empty one before the first evaluation), as JSON."""
+    version = dashboard_repository.latest_map_version(session)
+    return cache.get(version, lambda: _cluster_map(session, version))
+
+
+def _cluster_map(session: Session, version: int | None) -> ClusterMapOut:
+    row = None if version is None else dashboard_repository.get_map(session, version)
     if row is None:
         return ClusterMapOut(
             model_version=None,
@@ -104,6 +110,16 @@ def cluster_map(session: Session) -> ClusterMapOut:
         centers=[MapCenter.model_validate(c) for c in row.centers],
         points=[(p[0], p[1], int(p[2])) for p in row.points or []],
     )
+
+
+def versions_json(session: Session, *, limit: int, cache: Keyed) -> bytes:
+    """`versions`, as JSON, rebuilt only when an evaluation or a map has been stored since."""
+    key = (
+        clustering_repository.latest_metrics_id(session),
+        dashboard_repository.newest_version_mark(session),
+        limit,
+    )
+    return cache.get(key, lambda: versions(session, limit=limit))
 
 
 def versions(session: Session, *, limit: int) -> Versions:

@@ -105,6 +105,10 @@ def metrics_history(session: Session, limit: int) -> list[ClusterMetrics]:
     return list(reversed(list(rows)))
 
 
+def latest_metrics_id(session: Session) -> int | None:
+    return session.scalar(select(func.max(ClusterMetrics.id)))
+
+
 def quality_history(session: Session, limit: int) -> list[ClusterMetrics]:
     """The latest `limit` snapshots, oldest first, without loading their cluster explanations."""
     query = (

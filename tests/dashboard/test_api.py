@@ -178,6 +178,26 @@ def test_versions_mark_consolidations_and_new_generations(client, db, worker, se
     assert client.get("/v1/dashboard/versions?limit=0").status_code == 422
 
 
+def test_the_answers_follow_each_new_evaluation_and_map(client, db, embedder, settings):
+    """The map and versions answers are stored per data state: a new evaluation, and the
+    map stored after it, each show at once."""
+    post(db, topic_events(users_per_topic=12, events_per_user=3))
+    drain(db, embedder, settings)
+    trainer = trainer_for(settings, embedder)
+    trainer.step(db)
+    snapshot, _ = evaluate(
+        db, trainer.model, version=trainer.version, settings=settings,
+        embedding_model=embedder.model_id,
+    )  # fmt: skip
+    before = client.get("/v1/dashboard/versions").json()["versions"]
+    assert [(v["model_version"], v["generation"]) for v in before] == [(trainer.version, None)]
+    assert client.get("/v1/dashboard/map").json()["model_version"] is None
+    dashboard_service.record_map(db, trainer.model, snapshot)  # the worker's next line
+    after = client.get("/v1/dashboard/versions").json()["versions"]
+    assert [(v["model_version"], v["generation"]) for v in after] == [(trainer.version, 1)]
+    assert client.get("/v1/dashboard/map").json()["model_version"] == trainer.version
+
+
 def test_old_maps_lose_their_points_but_keep_their_marks(db):
     def row(version: int) -> dict:
         return {
@@ -198,7 +218,8 @@ def test_old_maps_lose_their_points_but_keep_their_marks(db):
         kept = session.execute(
             select(ClusterMap.model_version, ClusterMap.points).order_by(ClusterMap.model_version)
         ).all()
-        latest = dashboard_repository.latest_map(session)
+        version = dashboard_repository.latest_map_version(session)
+        latest = dashboard_repository.get_map(session, version) if version else None
         marks = dashboard_repository.version_marks(session, [1, 2, 3, 4, 5])
     assert [(v, p is not None) for v, p in kept] == [
         (1, False), (2, False), (3, False), (4, True), (5, True)
@@ -217,4 +238,4 @@ def test_a_map_is_not_made_for_a_version_whose_checkpoint_is_gone(db, embedder, 
     )
     dashboard_service.record_map(db, trainer.model, snapshot)
     with db.read() as session:
-        assert dashboard_repository.latest_map(session) is None
+        assert dashboard_repository.latest_map_version(session) is None

@@ -1,12 +1,14 @@
-"""The latest result of a slow read, shared by every request of one process."""
+"""Answers shared by every request of one process, so that a page view costs no real work."""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
+
+from pydantic import BaseModel
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -54,3 +56,19 @@ class Recent(Generic[T]):
         finally:
             with self._lock:
                 self._reading = False
+
+
+class Keyed:
+    """The JSON of an answer for one state of its data, named by a key that is cheap to read
+    (the newest snapshot's id, say): built once per key, then served as stored bytes."""
+
+    def __init__(self) -> None:
+        self._entry: tuple[Hashable, bytes] | None = None
+
+    def get(self, key: Hashable, build: Callable[[], BaseModel]) -> bytes:
+        entry = self._entry  # one tuple, swapped whole: safe to read while another thread sets
+        if entry is not None and entry[0] == key:
+            return entry[1]
+        body = build().model_dump_json().encode()
+        self._entry = (key, body)
+        return body

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from app.dashboard.recent import Recent
+from app.dashboard.cache import Recent
 
 
 class Reads:
@@ -65,3 +65,24 @@ def test_a_failed_renewal_keeps_the_last_answer_and_a_stale_one_is_not_shown():
     time.sleep(0.5)
     with pytest.raises(RuntimeError, match="database down"):
         recent.get()
+
+
+def test_a_keyed_answer_is_built_once_per_key():
+    from pydantic import BaseModel
+
+    from app.dashboard.cache import Keyed
+
+    class Answer(BaseModel):
+        n: int
+
+    builds: list[int] = []
+
+    def build(n: int) -> Answer:
+        builds.append(n)
+        return Answer(n=n)
+
+    cache = Keyed()
+    assert cache.get(1, lambda: build(1)) == b'{"n":1}'
+    assert cache.get(1, lambda: build(99)) == b'{"n":1}'  # same key: the stored bytes
+    assert cache.get(2, lambda: build(2)) == b'{"n":2}'
+    assert builds == [1, 2]
