@@ -225,10 +225,10 @@ def open_dashboard(driver: Any, url: str) -> None:
 
 
 def screenshot(driver: Any, name: str, folder: Path, *, width: int, mobile: bool) -> None:
-    """The whole page at `width` CSS pixels, as a phone (touch, 2x pixels) or a laptop."""
+    """The whole page at `width` CSS pixels, as a phone (mobile viewport) or a laptop."""
     driver.execute_cdp_cmd(
         "Emulation.setDeviceMetricsOverride",
-        {"width": width, "height": 900, "deviceScaleFactor": 2 if mobile else 1, "mobile": mobile},
+        {"width": width, "height": 900, "deviceScaleFactor": 1, "mobile": mobile},
     )
     time.sleep(0.5)  # let the layout settle at the new width
     overflow = driver.execute_script(

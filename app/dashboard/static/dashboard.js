@@ -160,13 +160,17 @@
   function renderMap(m) {
     const box = $("map-svg");
     const tip = $("map-tip");
-    const [W, H, PAD] = [600, 420, 28];
+    // A narrower drawing on a phone, so that marks and labels keep a readable size.
+    const [W, H, PAD] = box.clientWidth < 480 ? [400, 340, 24] : [600, 420, 28];
+    box.setAttribute("viewBox", `0 0 ${W} ${H}`);
     box.replaceChildren();
     $("map-legend").replaceChildren();
     tip.hidden = true;
     if (m.model_version === null) {
-      box.append(svg("text", { x: W / 2, y: H / 2, "text-anchor": "middle", class: "empty" },
-        "No map yet: it is drawn when the first model version is evaluated."));
+      box.append(svg("text", { x: W / 2, y: H / 2 - 10, "text-anchor": "middle", class: "empty" },
+        "No map yet."));
+      box.append(svg("text", { x: W / 2, y: H / 2 + 12, "text-anchor": "middle", class: "empty" },
+        "It is drawn when the first model is evaluated."));
       $("map-caption").textContent = "";
       return;
     }
