@@ -26,14 +26,15 @@ import seed
 from loadgen import run_load
 from sqlalchemy import insert
 
-from app.clustering.evaluation import evaluate
-from app.clustering.trainer import Trainer
 from app.config import load_settings
 from app.dashboard import service as dashboard_service
 from app.dashboard.router import PIPELINE_FRESH_SECONDS
 from app.db.models import ClusterMap, ClusterMetrics
 from app.db.session import Database
 from app.embedding.embedder import DEFAULT_MODEL_ID
+from app.model import cluster_map
+from app.model.evaluation import evaluate
+from app.model.trainer import Trainer
 
 DIM = 384
 ENDPOINTS = ["/v1/dashboard/pipeline", "/v1/dashboard/map", "/v1/dashboard/versions",
@@ -63,7 +64,7 @@ def seed_database(url: str, args: argparse.Namespace) -> float:
         db, trainer.model, version=1, settings=settings, embedding_model=DEFAULT_MODEL_ID
     )
     started = time.perf_counter()
-    dashboard_service.record_map(db, trainer.model, snapshot)
+    cluster_map.record_map(db, trainer.model, snapshot)
     map_seconds = time.perf_counter() - started
     with db.read() as session:
         first_map = session.get(ClusterMap, 1)
@@ -72,7 +73,7 @@ def seed_database(url: str, args: argparse.Namespace) -> float:
     history = {c.name: getattr(snapshot, c.name) for c in ClusterMetrics.__table__.columns}
     del history["id"]
     versions = range(2, args.versions + 1)
-    kept = args.versions - dashboard_service.MAP_KEEP
+    kept = args.versions - cluster_map.MAP_KEEP
     with db.write() as session:  # the later versions the quality charts read, pruned as usual
         session.execute(insert(ClusterMetrics), [{**history, "model_version": v} for v in versions])
         session.execute(

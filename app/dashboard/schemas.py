@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel
 
-from app.stats.router import Stats
+from app.stats.schemas import Stats
 
 
 class FirstFit(BaseModel):

@@ -7,9 +7,9 @@ import threading
 import time
 
 from app.config import Settings
-from app.dashboard import service as dashboard_service
 from app.db.session import Database
 from app.embedding.embedder import Embedder, EmbedderError, load_embedder
+from app.model import cluster_map
 from app.model.evaluation import evaluate
 from app.model.trainer import Trainer
 from app.observability import metrics
@@ -116,7 +116,7 @@ class Worker:
             previous=self._last_assignment,
         )
         self._evaluated_version, self._evaluated_at = trainer.version, time.monotonic()
-        dashboard_service.record_map(self.db, trainer.model, snapshot)  # after: never twice
+        cluster_map.record_map(self.db, trainer.model, snapshot)  # after: never twice
 
     def start_thread(self) -> threading.Thread:
         thread = threading.Thread(target=self.run, name="worker", daemon=True)

@@ -7,13 +7,11 @@ import time
 import pytest
 from sqlalchemy import func, select
 
-from app.clustering import repository as clustering_repository
-from app.clustering.evaluation import evaluate
-from app.clustering.trainer import CONSOLIDATED
-from app.dashboard import repository as dashboard_repository
-from app.dashboard import service as dashboard_service
-from app.db.base import utcnow
 from app.db.models import ClusterMap
+from app.model import cluster_map
+from app.model import repository as model_repository
+from app.model.evaluation import evaluate
+from app.model.trainer import CONSOLIDATED
 from app.worker.leader import trainer_present
 from app.worker.loop import Worker
 from tests.factories import drain, post, topic_events, trainer_for
@@ -120,18 +118,18 @@ def test_the_worker_maps_each_evaluated_version_once(client, db, worker):
     post(db, topic_events(users_per_topic=12, events_per_user=3))
     run_until_idle(worker)
     latest = client.get("/v1/stats").json()["model"]["version"]
-    cluster_map = client.get("/v1/dashboard/map").json()
-    assert cluster_map["model_version"] == latest and cluster_map["generation"] == 1
+    drawn = client.get("/v1/dashboard/map").json()
+    assert drawn["model_version"] == latest and drawn["generation"] == 1
     # One mark per cluster, with the size and keywords of that version's evaluation.
     metrics = client.get("/v1/clusters/metrics").json()
     assert metrics["model_version"] == latest
-    assert [c["cluster_id"] for c in cluster_map["centers"]] == [0, 1, 2]
-    assert [c["size"] for c in cluster_map["centers"]] == metrics["sizes"]
+    assert [c["cluster_id"] for c in drawn["centers"]] == [0, 1, 2]
+    assert [c["size"] for c in drawn["centers"]] == metrics["sizes"]
     clusters = client.get("/v1/clusters").json()["clusters"]
     keywords = {c["cluster_id"]: c["keywords"][:5] for c in clusters}
-    assert all(c["keywords"] == keywords[c["cluster_id"]] for c in cluster_map["centers"])
+    assert all(c["keywords"] == keywords[c["cluster_id"]] for c in drawn["centers"])
     # Every user is in the sample (36 <= MAP_USERS), drawn with the cluster the API answers.
-    points = cluster_map["points"]
+    points = drawn["points"]
     assert len(points) == 36
     answered = [
         client.get(f"/v1/users/{topic}-{u}/cluster").json()["cluster_id"]
@@ -140,7 +138,7 @@ def test_the_worker_maps_each_evaluated_version_once(client, db, worker):
     ]
     assert sorted(p[2] for p in points) == sorted(answered)
     # Three tastes, three places on the map: each user is drawn nearest its own centre.
-    centres = {c["cluster_id"]: (c["x"], c["y"]) for c in cluster_map["centers"]}
+    centres = {c["cluster_id"]: (c["x"], c["y"]) for c in drawn["centers"]}
     for x, y, cluster in points:
         nearest = min(centres, key=lambda c: (centres[c][0] - x) ** 2 + (centres[c][1] - y) ** 2)
         assert nearest == cluster
@@ -166,7 +164,10 @@ def test_versions_mark_consolidations_and_new_generations(client, db, worker, se
     assert [v["generation"] for v in versions] == sorted(v["generation"] for v in versions)
     # Consolidations are marked exactly where the checkpoint says it was one.
     with db.read() as session:
-        checkpoints = {c.version: c for c in clustering_repository.list_checkpoints(session)}
+        checkpoints = {
+            v["model_version"]: model_repository.get_checkpoint(session, v["model_version"])
+            for v in versions
+        }
     assert any(v["consolidation"] for v in versions)
     for v in versions:
         checkpoint = checkpoints[v["model_version"]]
@@ -192,50 +193,7 @@ def test_the_answers_follow_each_new_evaluation_and_map(client, db, embedder, se
     before = client.get("/v1/dashboard/versions").json()["versions"]
     assert [(v["model_version"], v["generation"]) for v in before] == [(trainer.version, None)]
     assert client.get("/v1/dashboard/map").json()["model_version"] is None
-    dashboard_service.record_map(db, trainer.model, snapshot)  # the worker's next line
+    cluster_map.record_map(db, trainer.model, snapshot)  # the worker's next line
     after = client.get("/v1/dashboard/versions").json()["versions"]
     assert [(v["model_version"], v["generation"]) for v in after] == [(trainer.version, 1)]
     assert client.get("/v1/dashboard/map").json()["model_version"] == trainer.version
-
-
-def test_old_maps_lose_their_points_but_keep_their_marks(db):
-    def row(version: int) -> dict:
-        return {
-            "model_version": version,
-            "generation": 1 + version // 3,
-            "consolidation": version % 2 == 0,
-            "computed_at": utcnow(),
-            "explained": 1.0,
-            "centers": [],
-            "points": [[0.0, 0.0, 0]],
-        }
-
-    with db.write() as session:
-        for version in range(1, 6):
-            dashboard_repository.add_map(session, row(version), keep_points=2)
-        dashboard_repository.add_map(session, {**row(5), "points": []}, keep_points=2)
-    with db.read() as session:
-        kept = session.execute(
-            select(ClusterMap.model_version, ClusterMap.points).order_by(ClusterMap.model_version)
-        ).all()
-        version = dashboard_repository.latest_map_version(session)
-        latest = dashboard_repository.get_map(session, version) if version else None
-        marks = dashboard_repository.version_marks(session, [1, 2, 3, 4, 5])
-    assert [(v, p is not None) for v, p in kept] == [
-        (1, False), (2, False), (3, False), (4, True), (5, True)
-    ]  # fmt: skip
-    assert latest is not None and latest.points == [[0.0, 0.0, 0]]  # the first map of v5 stays
-    assert marks == {v: (1 + v // 3, v % 2 == 0) for v in range(1, 6)}
-
-
-def test_a_map_is_not_made_for_a_version_whose_checkpoint_is_gone(db, embedder, settings):
-    post(db, topic_events(users_per_topic=12, events_per_user=3))
-    drain(db, embedder, settings)
-    trainer = trainer_for(settings, embedder)
-    trainer.step(db)
-    snapshot, _ = evaluate(
-        db, trainer.model, version=99, settings=settings, embedding_model=embedder.model_id
-    )
-    dashboard_service.record_map(db, trainer.model, snapshot)
-    with db.read() as session:
-        assert dashboard_repository.latest_map_version(session) is None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.dashboard.projection import project
+from app.clustering.projection import project
 from tests.clustering.synthetic import normalise, topic_centers
 
 DIM = 384
