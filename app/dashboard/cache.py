@@ -12,13 +12,17 @@ from pydantic import BaseModel
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+RENEW_COST_FACTOR = 10  # wait at least ten times as long as the last read took
 
 
 class Recent(Generic[T]):
     """Requests get the last result from memory. Once it is older than `fresh` seconds, one
     background thread reads it again, so the read runs at most once per `fresh` seconds however
     many pages poll, and never while nobody asks. Older than `stale` seconds (nobody asked for a
-    while), the request reads it itself rather than show something that old."""
+    while), the request reads it itself rather than show something that old.
+
+    A read that takes long (counts over a big event log) is renewed less often: never more
+    than `1 / RENEW_COST_FACTOR` of the time is spent reading, and `stale` stretches alike."""
 
     def __init__(self, read: Callable[[], T], *, fresh: float, stale: float) -> None:
         self._read = read
@@ -27,14 +31,16 @@ class Recent(Generic[T]):
         self._value: T | None = None
         self._read_at = -float("inf")
         self._reading = False
+        self._cost = 0.0  # seconds the last read took
 
     def get(self) -> T:
         with self._lock:
             value, age = self._value, time.monotonic() - self._read_at
-            refresh = value is not None and self._fresh < age <= self._stale
-            refresh = refresh and not self._reading
+            fresh = max(self._fresh, RENEW_COST_FACTOR * self._cost)
+            stale = max(self._stale, 2 * fresh)
+            refresh = value is not None and fresh < age <= stale and not self._reading
             self._reading = self._reading or refresh
-        if value is None or age > self._stale:
+        if value is None or age > stale:
             return self._read_now()
         if refresh:
             threading.Thread(target=self._refresh, name="dashboard-refresh", daemon=True).start()
@@ -46,6 +52,7 @@ class Recent(Generic[T]):
         with self._lock:
             if started >= self._read_at:  # a slower, older read never replaces a newer one
                 self._value, self._read_at = value, started
+                self._cost = time.monotonic() - started
         return value
 
     def _refresh(self) -> None:

@@ -36,8 +36,9 @@ PAGE_HEADERS = {
     "Cache-Control": "no-cache",
 }
 
-# The page polls every 3 s; one read per 2 s per process serves every open page. Past 30 s
-# (nobody was looking) a request reads afresh rather than show old numbers.
+# The page polls every 3 s; one read per 2 s per process (ten times the read's duration when
+# that is longer) serves every open page. Past 30 s (nobody was looking) a request reads
+# afresh rather than show old numbers.
 PIPELINE_FRESH_SECONDS = 2.0
 PIPELINE_STALE_SECONDS = 30.0
 

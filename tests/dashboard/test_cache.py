@@ -67,6 +67,24 @@ def test_a_failed_renewal_keeps_the_last_answer_and_a_stale_one_is_not_shown():
         recent.get()
 
 
+def test_a_slow_read_is_renewed_less_often():
+    reads = Reads()
+
+    def slow() -> int:
+        time.sleep(0.1)
+        return reads()
+
+    recent = Recent(slow, fresh=0.01, stale=30)
+    assert recent.get() == 1  # took ~0.1 s: the next renewal waits ~1 s, not 0.01 s
+    time.sleep(0.3)
+    assert recent.get() == 1
+    time.sleep(0.2)
+    assert recent.get() == 1 and reads.count == 1  # no renewal started yet
+    time.sleep(0.7)
+    recent.get()  # past ten times the read's cost: renewed in the background
+    eventually(lambda: reads.count == 2)
+
+
 def test_a_keyed_answer_is_built_once_per_key():
     from pydantic import BaseModel
 
