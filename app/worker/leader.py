@@ -58,8 +58,12 @@ class LeaderLock:
     def release(self) -> None:
         if self._conn is not None:
             with contextlib.suppress(SQLAlchemyError):
-                # Closing a pooled connection only hands it back to the pool, with the session
-                # and its lock alive; invalidating closes it for real, which frees the lock.
+                # Unlock explicitly: closing a pooled connection only hands it back to the pool,
+                # session and lock alive, and a real disconnect frees the lock only once the
+                # server has noticed. The connection is then discarded, not pooled.
+                self._conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": ADVISORY_KEY})
+                self._conn.commit()
+            with contextlib.suppress(SQLAlchemyError):
                 self._conn.invalidate()
                 self._conn.close()
             self._conn = None
