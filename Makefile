@@ -19,7 +19,7 @@ LOCK_ARGS :=
 PIP_COMPILE = CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet --allow-unsafe \
 	--strip-extras --no-emit-index-url --no-emit-find-links --no-emit-trusted-host $(LOCK_ARGS)
 
-.PHONY: install run migrate test lint worker clean lock lock-upgrade lock-tools
+.PHONY: install browser run migrate test lint worker clean lock lock-upgrade lock-tools
 
 $(STAMP): pyproject.toml $(DEV_LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,14 @@ $(STAMP): pyproject.toml $(DEV_LOCK)
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Debian's headless Chromium and its driver, for the dashboard's browser tests: installed
+# from the distribution when missing, never a browser downloaded by a test tool.
+browser:
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  SUDO=$$(test "$$(id -u)" = 0 || echo sudo); \
+	  $$SUDO apt-get update -q && \
+	  $$SUDO apt-get install -y -q --no-install-recommends chromium chromium-driver; }
 
 run: migrate  ## migrate, then serve on $(HOST):$(PORT) with the worker in-process
 	$(BIN)/python -m app serve --host $(HOST) --port $(PORT)

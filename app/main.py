@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app.config import Settings, WorkerMode, get_settings
+from app.dashboard import router as dashboard_router
 from app.db.session import Database
 from app.edge import StrictPathMiddleware
 from app.errors import install_error_handlers
@@ -70,6 +71,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         model_router,
         stats_router,
         quarantine_router,
+        dashboard_router.data,
+        dashboard_router.page,
     ):
         app.include_router(router)
     app.add_middleware(StrictPathMiddleware)  # inside observability: counted, with a request id

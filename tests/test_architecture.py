@@ -12,7 +12,7 @@ APP = Path(__file__).resolve().parents[1] / "app"
 DATA_PATH = ("event", "profile", "model", "user")
 # What wires the rooms together (loops, the app, entry points, cross-room reports): nothing on
 # the data path, and nothing in the core, may reach up into them.
-WIRING = ("main", "cli", "worker", "stats", "observability", "health")
+WIRING = ("main", "cli", "worker", "stats", "observability", "health", "dashboard")
 
 
 def module_name(path: Path) -> str:

@@ -182,3 +182,20 @@ class ModelRefit(Base):
     model_version: Mapped[int | None] = mapped_column(Integer)  # the version it was judged against
     new_version: Mapped[int | None] = mapped_column(Integer)  # the version it became, if adopted
     details: Mapped[dict[str, Any]] = mapped_column(JSON)  # inertias, ids, splits, k report
+
+
+class ClusterMap(Base):
+    """The dashboard's 2-D map of one evaluated model version: its centres with their sizes
+    and keywords, and a bounded sample of users (`points`, emptied on all but the newest maps;
+    the row stays as the version's generation and kind for the quality-over-time chart)."""
+
+    __tablename__ = "cluster_map"
+
+    model_version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    generation: Mapped[int] = mapped_column(Integer)
+    consolidation: Mapped[bool] = mapped_column(Boolean)  # the version is a Lloyd step
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    explained: Mapped[float] = mapped_column(Float)  # share of the centres' spread shown
+    centers: Mapped[list[dict[str, Any]]] = mapped_column(JSON)  # cluster_id, x, y, size, ...
+    # [x, y, cluster_id] per user; SQL NULL (not JSON null) once emptied
+    points: Mapped[list[list[float]] | None] = mapped_column(JSON(none_as_null=True))

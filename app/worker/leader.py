@@ -58,7 +58,14 @@ class LeaderLock:
     def release(self) -> None:
         if self._conn is not None:
             with contextlib.suppress(SQLAlchemyError):
-                self._conn.close()  # ends the session, which frees the lock
+                # Unlock explicitly: closing a pooled connection only hands it back to the pool,
+                # session and lock alive, and a real disconnect frees the lock only once the
+                # server has noticed. The connection is then discarded, not pooled.
+                self._conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": ADVISORY_KEY})
+                self._conn.commit()
+            with contextlib.suppress(SQLAlchemyError):
+                self._conn.invalidate()
+                self._conn.close()
             self._conn = None
         if self._fd is not None:
             os.close(self._fd)  # closing the descriptor frees the flock
@@ -84,9 +91,7 @@ class LeaderLock:
         return True
 
     def _try_file(self) -> bool:
-        database = make_url(str(self._db.engine.url)).database or "memory"
-        path = Path(f"{database}.trainer.lock")
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(_lock_file(self._db), os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -94,3 +99,35 @@ class LeaderLock:
             return False
         self._fd = fd
         return True
+
+
+def _lock_file(db: Database) -> Path:
+    database = make_url(str(db.engine.url)).database or "memory"
+    return Path(f"{database}.trainer.lock")
+
+
+def trainer_present(db: Database) -> bool:
+    """Whether some process holds the trainer lock now. On SQLite this takes a shared lock
+    for an instant: a worker that tries to become the trainer in that instant tries again."""
+    if db.engine.dialect.name == "postgresql":
+        with db.engine.connect() as conn:
+            held = conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = :key "
+                    "AND granted AND database = "
+                    "(SELECT oid FROM pg_database WHERE datname = current_database())"
+                ),
+                {"key": ADVISORY_KEY},
+            ).scalar_one()
+        return bool(held)
+    try:
+        fd = os.open(_lock_file(db), os.O_RDONLY)
+    except FileNotFoundError:
+        return False  # no trainer has ever run against this database file
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # frees the shared lock, if it was taken
+    return False

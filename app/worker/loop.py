@@ -9,6 +9,7 @@ import time
 from app.config import Settings
 from app.db.session import Database
 from app.embedding.embedder import Embedder, EmbedderError, load_embedder
+from app.model import cluster_map
 from app.model.evaluation import evaluate
 from app.model.trainer import Trainer
 from app.observability import metrics
@@ -140,7 +141,7 @@ class Worker:
             and time.monotonic() - self._evaluated_at < self.settings.evaluate_interval_seconds
         ):
             return
-        _, self._last_assignment = evaluate(
+        snapshot, self._last_assignment = evaluate(
             self.db,
             trainer.model,
             version=trainer.version,
@@ -150,6 +151,7 @@ class Worker:
             ids=trainer.ids,
         )
         self._evaluated_version, self._evaluated_at = trainer.version, time.monotonic()
+        cluster_map.record_map(self.db, trainer.model, snapshot)  # after: never twice
 
     def start_thread(self) -> threading.Thread:
         thread = threading.Thread(target=self.run, name="worker", daemon=True)

@@ -1,0 +1,1 @@
+"""The dashboard: one page at /dashboard and the precomputed data it reads."""
