@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint worker bench clean
+.PHONY: install run test compose-test lint worker bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,9 @@ worker: install  ## a standalone worker process (APP_WORKER=off on the API then)
 
 test: install  ## the whole suite; PostgreSQL tests run when TEST_DATABASE_URL is set
 	$(BIN)/python -m pytest
+
+compose-test: install  ## build the image, run docker-compose.yml in Docker (installs and starts one)
+	$(BIN)/python -m pytest -m compose tests/compose
 
 lint: install
 	$(BIN)/ruff check app tests benchmarks migrations

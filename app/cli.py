@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from app.config import Settings, SettingsError, load_settings
+from app.db.session import UnsupportedDatabaseError
 from app.observability import configure_logging
 
 log = logging.getLogger(__name__)
@@ -193,4 +194,9 @@ def main(argv: list[str] | None = None) -> None:
         print(exc, file=sys.stderr)
         raise SystemExit(2) from None
     configure_logging(settings.log_level, settings.log_format)
-    raise SystemExit(args.run(args, settings))
+    try:
+        status = args.run(args, settings)
+    except UnsupportedDatabaseError as exc:
+        print(f"{args.command} failed: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    raise SystemExit(status)

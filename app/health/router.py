@@ -10,6 +10,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
+from app.db.session import UnsupportedDatabaseError
+
 router = APIRouter(tags=["health"])
 
 
@@ -31,6 +33,8 @@ async def readyz(request: Request) -> JSONResponse:
             return "ok"
         except SQLAlchemyError as exc:
             return f"unreachable: {type(exc.__cause__ or exc).__name__}"
+        except UnsupportedDatabaseError as exc:
+            return f"unsupported: {exc}"
 
     checks: dict[str, Any] = {"database": await run_in_threadpool(ping)}
     worker = getattr(request.app.state, "worker", None)

@@ -9,7 +9,7 @@ import time
 from app.clustering.evaluation import evaluate
 from app.clustering.trainer import Trainer
 from app.config import Settings
-from app.db.session import Database
+from app.db.session import Database, UnsupportedDatabaseError
 from app.embedding.embedder import Embedder, EmbedderError, load_embedder
 from app.observability import metrics
 from app.profile import service as profile_service
@@ -55,6 +55,8 @@ class Worker:
             while not self.stop_event.is_set():
                 try:
                     busy = self.run_once()
+                except UnsupportedDatabaseError:
+                    raise  # a setup error, not a hiccup: retrying cannot fix it
                 except Exception:
                     log.exception("worker step failed; retrying")
                     busy = False
