@@ -70,6 +70,9 @@ TRAIN_SECONDS = Histogram(
 )
 TRAIN_ROWS = Counter("interest_train_rows_total", "Profiles this process trained on")
 IS_TRAINER = Gauge("interest_worker_trainer", "1 while this process holds the trainer lock")
+WORKER_READY = Gauge(
+    "interest_worker_ready", "1 while this process's worker runs with its model loaded"
+)
 
 
 def record_profile_step(*, applied: int, encoded: int, encode_seconds: float) -> None:

@@ -51,6 +51,7 @@ class Worker:
             log.error("worker cannot start: %s", exc)
             return
         log.info("worker ready: %s (%d-d)", self.embedder.model_id, self.embedder.dim)
+        metrics.WORKER_READY.set(1)  # the container health check waits for this
         try:
             while not self.stop_event.is_set():
                 try:
@@ -63,6 +64,7 @@ class Worker:
                 if not busy:
                     self.stop_event.wait(self.settings.poll_interval_seconds)
         finally:
+            metrics.WORKER_READY.set(0)
             self.leader.release()
 
     def run_once(self) -> bool:

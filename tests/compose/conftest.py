@@ -34,9 +34,7 @@ def engine() -> Iterator[dict[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def stack(
-    engine: dict[str, str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Stack]:
+def stack(engine: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """`docker compose build` and `docker compose up -d --wait`, as the README says, in a copy of
     this checkout; afterwards its containers, network, volume and images are gone."""
     images_before = set(run("docker", "images", "-aq").stdout.split())
@@ -61,12 +59,16 @@ def stack(
             stack.close()
             stack.compose("down", "--volumes", "--remove-orphans", check=False)
             made = set(run("docker", "images", "-aq").stdout.split()) - images_before
-            size = run("docker", "image", "inspect", "--format", "{{.Size}}", stack.image,
-                       check=False).stdout.strip()
+            size = run(
+                "docker", "image", "inspect", "--format", "{{.Size}}", stack.image, check=False
+            ).stdout.strip()
             if size:
-                TIMINGS["image size (GB)"] = int(size) / 1e9
-            subprocess.run(["docker", "image", "rm", "--force", stack.image, *made],
-                           capture_output=True, check=False)
+                TIMINGS["image size"] = int(size) / 1e9
+            subprocess.run(
+                ["docker", "image", "rm", "--force", stack.image, *made],
+                capture_output=True,
+                check=False,
+            )
 
 
 def seed_events() -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
@@ -108,7 +110,9 @@ def first_model(stack: Stack) -> dict[str, Any]:
     assert first
     TIMINGS["up -> first assigned cluster"] = time.monotonic() - stack.up_started
     return wait_for(
-        "every seed event folded", lambda: stack.all_applied(len(events)), timeout=300,
+        "every seed event folded",
+        lambda: stack.all_applied(len(events)),
+        timeout=300,
         diagnose=stack.logs,
     )
 
@@ -117,5 +121,5 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     if TIMINGS:
         terminalreporter.section("compose stack")
         for name, value in TIMINGS.items():
-            unit = "" if "(" in name else " s"
+            unit = " GB" if name == "image size" else " s"
             terminalreporter.write_line(f"{name}: {value:.2f}{unit}")

@@ -39,8 +39,13 @@ COMPOSE_VARIABLES = (
 )
 
 
-def run(*command: str, cwd: Path | None = None, env: dict[str, str] | None = None,
-        timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess[str]:
+def run(
+    *command: str,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 600,
+    check: bool = True,
+) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
         command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
     )
@@ -52,8 +57,14 @@ def run(*command: str, cwd: Path | None = None, env: dict[str, str] | None = Non
     return result
 
 
-def wait_for(what: str, probe: Callable[[], T | None], *, timeout: float,
-             interval: float = 1.0, diagnose: Callable[[], str] = lambda: "") -> T:
+def wait_for(
+    what: str,
+    probe: Callable[[], T | None],
+    *,
+    timeout: float,
+    interval: float = 1.0,
+    diagnose: Callable[[], str] = lambda: "",
+) -> T:
     """The first truthy value `probe` returns; fails naming `what` (and the logs) at timeout."""
     deadline = time.monotonic() + timeout
     while True:
@@ -61,7 +72,9 @@ def wait_for(what: str, probe: Callable[[], T | None], *, timeout: float,
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n{diagnose()}")
+            raise AssertionError(
+                f"timed out after {timeout:.0f} s waiting for {what}\n{diagnose()}"
+            )
         time.sleep(interval)
 
 
@@ -91,8 +104,18 @@ def torch_index(directory: Path, host: str) -> Iterator[str]:
     """A PEP 503 index holding only the torch wheel pip on this machine picks (the CPU build
     from its local wheel folder), served where image builds reach it: the bridge gateway."""
     project = directory / "torch"
-    run(sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
-        "torch==2.13.0", "-d", str(project))
+    run(
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--quiet",
+        "--no-deps",
+        "--only-binary=:all:",
+        "torch==2.13.0",
+        "-d",
+        str(project),
+    )
     server = http.server.ThreadingHTTPServer(
         (host, 0), functools.partial(_QuietHandler, directory=str(directory))
     )
@@ -134,7 +157,9 @@ class Stack:
         # .env as the README says: from .env.example, the secrets replaced, plus the build
         # variables that point at the stand-ins.
         env = (checkout / ".env.example").read_text()
-        env = re.sub(r"(?m)^POSTGRES_PASSWORD=.*$", f"POSTGRES_PASSWORD={secrets.token_hex(16)}", env)
+        env = re.sub(
+            r"(?m)^POSTGRES_PASSWORD=.*$", f"POSTGRES_PASSWORD={secrets.token_hex(16)}", env
+        )
         env = re.sub(r"(?m)^APP_API_KEYS=.*$", f"APP_API_KEYS={self.admin_key}:admin", env)
         settings = settings | {"API_PORT": str(self.port), "IMAGE": self.image}
         env += "".join(f"\n{name}={value}" for name, value in settings.items()) + "\n"
@@ -148,11 +173,24 @@ class Stack:
         self.timings: dict[str, float] = {}
         self.up_started = 0.0  # when the first `up` began
 
-    def compose(self, *args: str, timeout: float = 900, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return run("docker", "compose", "-p", self.project, *args, cwd=self.checkout,
-                   env=self.environ, timeout=timeout, check=check)
+    def compose(
+        self, *args: str, timeout: float = 900, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        return run(
+            "docker",
+            "compose",
+            "-p",
+            self.project,
+            *args,
+            cwd=self.checkout,
+            env=self.environ,
+            timeout=timeout,
+            check=check,
+        )
 
-    def timed(self, name: str, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    def timed(
+        self, name: str, *args: str, timeout: float = 900
+    ) -> subprocess.CompletedProcess[str]:
         start = time.monotonic()
         result = self.compose(*args, timeout=timeout)
         self.timings[name] = time.monotonic() - start
@@ -168,7 +206,11 @@ class Stack:
     def container_metrics(self, container: str) -> str:
         """A worker's own /metrics (port 9100 is not published: read it from inside)."""
         return run(
-            "docker", "exec", container, "python", "-c",
+            "docker",
+            "exec",
+            container,
+            "python",
+            "-c",
             "import urllib.request; print(urllib.request.urlopen("
             "'http://127.0.0.1:9100/metrics', timeout=4).read().decode())",
             check=False,
@@ -176,7 +218,8 @@ class Stack:
 
     def trainers(self) -> list[str]:
         return [
-            c for c in self.containers("worker")
+            c
+            for c in self.containers("worker")
             if re.search(r"(?m)^interest_worker_trainer 1\.0$", self.container_metrics(c))
         ]
 

@@ -21,7 +21,9 @@ pytestmark = pytest.mark.compose
 
 
 def health(container: str) -> str:
-    return run("docker", "inspect", "--format", "{{.State.Health.Status}}", container).stdout.strip()
+    return run(
+        "docker", "inspect", "--format", "{{.State.Health.Status}}", container
+    ).stdout.strip()
 
 
 def test_up_wait_brings_every_service_up(stack: Stack) -> None:
@@ -44,7 +46,8 @@ def test_events_posted_over_http_are_folded_and_clustered(
     assert first_model["model"]["version"] >= 1
     assert first_model["users"] == 3 * 1100
     space, twin, food = (
-        stack.http.get(f"/v1/users/{user}/cluster").json() for user in ("space-0", "space-5", "food-0")
+        stack.http.get(f"/v1/users/{user}/cluster").json()
+        for user in ("space-0", "space-5", "food-0")
     )
     assert space["status"] == "assigned" and space["model_version"] >= 1
     assert space["profile"]["events"] == 3
@@ -52,8 +55,13 @@ def test_events_posted_over_http_are_folded_and_clustered(
     assert food["cluster_id"] != space["cluster_id"]
 
     metrics = wait_for(
-        "a quality snapshot", lambda: stack.http.get("/v1/clusters/metrics").json()
-        if stack.http.get("/v1/clusters/metrics").status_code == 200 else None, timeout=120,
+        "a quality snapshot",
+        lambda: (
+            stack.http.get("/v1/clusters/metrics").json()
+            if stack.http.get("/v1/clusters/metrics").status_code == 200
+            else None
+        ),
+        timeout=120,
     )
     assert metrics["n_users"] >= 3000 and metrics["n_clusters"] == 8
     assert 0 < metrics["silhouette"] <= 1
@@ -74,7 +82,12 @@ def test_killing_the_trainer_hands_training_to_the_standby_losing_nothing(
 
     received = stack.stats()["events"]["received"]
     new_users = [
-        {"event_id": f"late-{u}-{k}", "user_id": f"late-{u}", "type": "view", "item_id": f"sport-{k}"}
+        {
+            "event_id": f"late-{u}-{k}",
+            "user_id": f"late-{u}",
+            "type": "view",
+            "item_id": f"sport-{k}",
+        }
         for u in range(300)
         for k in range(2)
     ]
@@ -83,14 +96,20 @@ def test_killing_the_trainer_hands_training_to_the_standby_losing_nothing(
     run("docker", "kill", trainer[0])  # SIGKILL: no shutdown, the lock dies with the connection
     received += stack.post_events(new_users[half:])
 
-    assert wait_for("the standby to train", lambda: stack.trainers() == [standby], timeout=120,
-                    diagnose=stack.logs)
-    after = wait_for("every event folded", lambda: stack.all_applied(received), timeout=180,
-                     diagnose=stack.logs)
+    assert wait_for(
+        "the standby to train",
+        lambda: stack.trainers() == [standby],
+        timeout=120,
+        diagnose=stack.logs,
+    )
+    after = wait_for(
+        "every event folded", lambda: stack.all_applied(received), timeout=180, diagnose=stack.logs
+    )
     newest = wait_for(
         "a model version trained by the standby",
         lambda: (v := stack.stats()["model"]["version"]) > version_before and v,
-        timeout=120, diagnose=stack.logs,
+        timeout=120,
+        diagnose=stack.logs,
     )
     assert after["users"] == 3300 + 300
     late = stack.http.get("/v1/users/late-299/cluster").json()
@@ -108,8 +127,11 @@ def test_killing_the_trainer_hands_training_to_the_standby_losing_nothing(
 def test_down_then_up_keeps_the_data_and_the_model(
     stack: Stack, first_model: dict[str, Any]
 ) -> None:
-    before = wait_for("a quiet pipeline", lambda: stack.all_applied(stack.stats()["events"]["received"]),
-                      timeout=120)
+    before = wait_for(
+        "a quiet pipeline",
+        lambda: stack.all_applied(stack.stats()["events"]["received"]),
+        timeout=120,
+    )
     cluster_before = stack.http.get("/v1/users/space-0/cluster").json()
     stack.timed("down", "down")
     assert stack.containers("api") == []
@@ -141,13 +163,28 @@ def test_the_image_runs_unprivileged_and_becomes_ready_with_networking_off(stack
     # The image alone, as `docker run` gives it: SQLite under var/, the worker in-process, and
     # no network at all: the embedding model must come from the image.
     name = f"{stack.project}-offline"
-    run("docker", "run", "-d", "--name", name, "--network", "none", stack.image, "sh", "-c",
-        "python -m app migrate && exec python -m app serve --host 127.0.0.1 --port 8000")
+    run(
+        "docker",
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--network",
+        "none",
+        stack.image,
+        "sh",
+        "-c",
+        "python -m app migrate && exec python -m app serve --host 127.0.0.1 --port 8000",
+    )
     try:
         started = time.monotonic()
-        wait_for("the offline container to turn healthy", lambda: health(name) == "healthy",
-                 timeout=240, interval=2,
-                 diagnose=lambda: run("docker", "logs", "--tail", "40", name, check=False).stderr)
+        wait_for(
+            "the offline container to turn healthy",
+            lambda: health(name) == "healthy",
+            timeout=240,
+            interval=2,
+            diagnose=lambda: run("docker", "logs", "--tail", "40", name, check=False).stderr,
+        )
         TIMINGS["docker run --network none -> healthy"] = time.monotonic() - started
         assert run("docker", "exec", name, "id", "-u").stdout.strip() == "10001"
         probe = run("docker", "exec", name, "python", "-c", READY_AND_FOLDED).stdout

@@ -15,8 +15,7 @@ from sqlalchemy import text
 
 from app.config import load_settings
 from app.db.migrate import upgrade
-from app.db.session import Database
-class UnsupportedDatabaseError(Exception): pass
+from app.db.session import Database, UnsupportedDatabaseError
 from app.main import create_app
 from tests.conftest import private_postgres_database
 
@@ -37,7 +36,11 @@ def run_cli(url: str, *command: str) -> subprocess.CompletedProcess[str]:
     env |= {"APP_DATABASE_URL": url, "APP_LOG_FORMAT": "text"}
     return subprocess.run(
         [sys.executable, "-m", "app", *command],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
