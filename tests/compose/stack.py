@@ -24,6 +24,9 @@ import httpx
 ROOT = Path(__file__).resolve().parents[2]
 ENGINE_SCRIPT = ROOT / ".ci" / "docker-engine"
 T = TypeVar("T")
+# The index URL is a build argument, so it is part of the build cache's key: a fixed port lets
+# the next run reuse the torch and dependency layers.
+INDEX_PORT = 18765
 # What compose reads from the shell before .env: a developer's own values must not leak in.
 COMPOSE_VARIABLES = (
     "POSTGRES_USER",
@@ -116,9 +119,11 @@ def torch_index(directory: Path, host: str) -> Iterator[str]:
         "-d",
         str(project),
     )
-    server = http.server.ThreadingHTTPServer(
-        (host, 0), functools.partial(_QuietHandler, directory=str(directory))
-    )
+    handler = functools.partial(_QuietHandler, directory=str(directory))
+    try:
+        server = http.server.ThreadingHTTPServer((host, INDEX_PORT), handler)
+    except OSError:  # taken: any port works, the build just cannot reuse its cached layers
+        server = http.server.ThreadingHTTPServer((host, 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
