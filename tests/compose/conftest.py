@@ -23,6 +23,7 @@ from tests.factories import TOPICS
 
 USERS_PER_TOPIC = 1100  # 3,300 users: past APP_MIN_USERS_FIRST_FIT (3,000) as the stack runs
 EVENTS_PER_USER = 3
+SEED_USERS = USERS_PER_TOPIC * len(TOPICS)
 TIMINGS: dict[str, float] = {}
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.compose.conftest import TIMINGS
+from tests.compose.conftest import SEED_USERS, TIMINGS
 from tests.compose.stack import Stack, run, wait_for
 
 pytestmark = pytest.mark.compose
@@ -44,7 +44,7 @@ def test_events_posted_over_http_are_folded_and_clustered(
     stack: Stack, first_model: dict[str, Any]
 ) -> None:
     assert first_model["model"]["version"] >= 1
-    assert first_model["users"] == 3 * 1100
+    assert first_model["users"] == SEED_USERS
     space, twin, food = (
         stack.http.get(f"/v1/users/{user}/cluster").json()
         for user in ("space-0", "space-5", "food-0")
@@ -54,15 +54,11 @@ def test_events_posted_over_http_are_folded_and_clustered(
     assert twin["cluster_id"] == space["cluster_id"]  # the same three items, the same cluster
     assert food["cluster_id"] != space["cluster_id"]
 
-    metrics = wait_for(
-        "a quality snapshot",
-        lambda: (
-            stack.http.get("/v1/clusters/metrics").json()
-            if stack.http.get("/v1/clusters/metrics").status_code == 200
-            else None
-        ),
-        timeout=120,
-    )
+    def quality_snapshot() -> dict[str, Any] | None:
+        response = stack.http.get("/v1/clusters/metrics")
+        return response.json() if response.status_code == 200 else None
+
+    metrics = wait_for("a quality snapshot", quality_snapshot, timeout=120)
     assert metrics["n_users"] >= 3000 and metrics["n_clusters"] == 8
     assert 0 < metrics["silhouette"] <= 1
 
@@ -111,7 +107,7 @@ def test_killing_the_trainer_hands_training_to_the_standby_losing_nothing(
         timeout=120,
         diagnose=stack.logs,
     )
-    assert after["users"] == 3300 + 300
+    assert after["users"] == SEED_USERS + 300
     late = stack.http.get("/v1/users/late-299/cluster").json()
     assert late["profile"]["events"] == 2
     logs = stack.compose("logs", "--no-color", "worker").stdout
