@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test compose-test lint worker bench clean
+.PHONY: install run test compose-test lint worker clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,7 @@ compose-test: install  ## build the image, run docker-compose.yml in Docker (ins
 lint: install
 	$(BIN)/ruff check app tests benchmarks migrations
 	$(BIN)/mypy app
+	$(BIN)/mypy --strict app/clustering  # the pure core: fully typed
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
-from app.errors import PayloadTooLarge, ValidationFailed
+from app.errors import PayloadTooLarge, field_errors, validation_failed
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -31,16 +31,8 @@ def parse_body(raw: bytes, model: type[M], context: dict[str, Any]) -> M:
     try:
         return model.model_validate_json(raw, context=context)
     except ValidationError as exc:
-        errors = []
-        for err in exc.errors(include_url=False):
-            loc = list(err["loc"])
-            index = next((p for p in loc if isinstance(p, int)), None)
-            field = ".".join(str(p) for p in loc if not isinstance(p, int)) or None
-            message = err["msg"].removeprefix("Value error, ")
-            errors.append({"index": index, "field": field, "message": message})
-        bad = sorted({e["index"] for e in errors if e["index"] is not None})
-        detail = f"invalid entries at index {bad}" if bad else "the body is not valid"
-        raise ValidationFailed(detail + "; nothing was stored", errors=errors) from None
+        errors = field_errors(exc.errors(include_url=False))
+        raise validation_failed(errors, otherwise="the body is not valid") from None
 
 
 def openapi_body(model: type[BaseModel]) -> dict[str, Any]:

@@ -81,15 +81,15 @@ def _import(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _checkpoint(args: argparse.Namespace, settings: Settings) -> int:
-    from app import checkpoints
     from app.db.session import Database
+    from app.model import commands as model_commands
 
     db = Database(settings.database_url)
     try:
         if args.action == "list":
-            print(checkpoints.format_list(checkpoints.list_rows(db)))
+            print(model_commands.format_list(model_commands.list_rows(db)))
             return 0
-        summary = checkpoints.show(db, args.version)
+        summary = model_commands.show(db, args.version)
     finally:
         db.dispose()
     if summary is None:
@@ -100,15 +100,15 @@ def _checkpoint(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _recluster(args: argparse.Namespace, settings: Settings) -> int:
-    from app import checkpoints
     from app.db.session import Database
+    from app.model import commands as model_commands
 
     if not 2 <= args.k <= 1024:
         print("recluster failed: --k must be between 2 and 1024", file=sys.stderr)
         return 2
     db = Database(settings.database_url)
     try:
-        version = checkpoints.recluster(db, settings, clusters=args.k)
+        version = model_commands.recluster(db, settings, clusters=args.k)
     except ValueError as exc:
         print(f"recluster failed: {exc}", file=sys.stderr)
         return 1

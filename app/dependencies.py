@@ -32,6 +32,5 @@ def write_session(db: Annotated[Database, Depends(get_database)]) -> Iterator[Se
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
-DatabaseDep = Annotated[Database, Depends(get_database)]
 ReadSession = Annotated[Session, Depends(read_session, scope="function")]
 WriteSession = Annotated[Session, Depends(write_session, scope="function")]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -22,10 +22,17 @@ class ProblemError(Exception):
     status = 400
     title = "Bad request"
 
-    def __init__(self, detail: str, *, errors: list[dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self,
+        detail: str,
+        *,
+        errors: list[dict[str, Any]] | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.errors = errors
+        self.extra = extra  # more members of the problem object (RFC 9457 extensions)
 
 
 class ValidationFailed(ProblemError):
@@ -64,9 +71,11 @@ def problem_response(
     detail: str,
     *,
     errors: list[dict[str, Any]] | None = None,
+    extra: Mapping[str, Any] | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
     body: dict[str, Any] = {
+        **(extra or {}),
         "type": "about:blank",
         "title": title,
         "status": status,
@@ -77,15 +86,24 @@ def problem_response(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
-def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
-    """Pydantic errors -> [{"index", "field", "message"}]; index is the event/item position."""
+def field_errors(errors: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Pydantic errors -> [{"index", "field", "message"}]: the index is the event/item position,
+    the field the rest of the location (without FastAPI's "body" prefix)."""
     out = []
-    for err in exc.errors():
+    for err in errors:
         loc = [p for p in err["loc"] if p != "body"]
         index = next((p for p in loc if isinstance(p, int)), None)
         field = ".".join(str(p) for p in loc if not isinstance(p, int)) or None
-        out.append({"index": index, "field": field, "message": err["msg"]})
+        message = str(err["msg"]).removeprefix("Value error, ")
+        out.append({"index": index, "field": field, "message": message})
     return out
+
+
+def validation_failed(errors: list[dict[str, Any]], *, otherwise: str) -> ValidationFailed:
+    """The 422 for these field errors, its detail naming every bad index (else `otherwise`)."""
+    bad = sorted({e["index"] for e in errors if e["index"] is not None})
+    detail = f"invalid entries at index {bad}" if bad else otherwise
+    return ValidationFailed(detail + "; nothing was stored", errors=errors)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -93,17 +111,13 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _problem(_: Request, exc: ProblemError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
         return problem_response(
-            exc.status, exc.title, exc.detail, errors=exc.errors, headers=headers
+            exc.status, exc.title, exc.detail, errors=exc.errors, extra=exc.extra, headers=headers
         )
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = _field_errors(exc)
-        bad = sorted({e["index"] for e in errors if e["index"] is not None})
-        detail = f"invalid entries at index {bad}" if bad else "the request is invalid"
-        return problem_response(
-            422, "Validation failed", detail + "; nothing was stored", errors=errors
-        )
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        failed = validation_failed(field_errors(exc.errors()), otherwise="the request is invalid")
+        return await _problem(request, failed)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -115,9 +129,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(OperationalError)
     async def _database_down(request: Request, exc: OperationalError) -> JSONResponse:
         log.error("database error on %s %s: %s", request.method, request.url.path, exc.orig)
-        return problem_response(
-            503, "Service unavailable", "the database is unreachable; retry later"
-        )
+        return await _problem(request, Unavailable("the database is unreachable; retry later"))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

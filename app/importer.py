@@ -24,6 +24,7 @@ from tqdm import tqdm
 from app.config import Settings
 from app.db.base import utcnow
 from app.db.session import Database
+from app.errors import field_errors
 from app.event import service as event_service
 from app.event.schemas import EventIn
 from app.item import service as item_service
@@ -117,11 +118,7 @@ def _add(batch: _Batch, record: dict[str, Any], settings: Settings) -> None:
     if kind == "item":
         batch.items.append(ItemIn.model_validate(record))
     elif kind == "event":
-        context = {
-            "event_types": settings.event_weights,
-            "now": batch.now,
-            "max_events": settings.max_events_per_request,
-        }
+        context = event_service.validation_context(settings, now=batch.now)
         batch.events.append(EventIn.model_validate(record, context=context))
     else:
         raise ValueError(f"kind: must be 'event' or 'item', not {kind!r}")
@@ -142,11 +139,8 @@ def _store(db: Database, batch: _Batch, summary: ImportSummary) -> None:
 def _reason(exc: ValueError) -> str:
     if not isinstance(exc, ValidationError):
         return str(exc)
-    problems = []
-    for err in exc.errors(include_url=False):
-        where = ".".join(str(p) for p in err["loc"]) or "row"
-        problems.append(f"{where}: {err['msg'].removeprefix('Value error, ')}")
-    return "; ".join(problems)
+    errors = field_errors(exc.errors(include_url=False))
+    return "; ".join(f"{e['field'] or 'row'}: {e['message']}" for e in errors)
 
 
 def _lines(raw: IO[bytes], bar: tqdm) -> Iterator[tuple[int, str | None]]:

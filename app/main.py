@@ -8,14 +8,14 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from app.clustering.current import ModelCache
-from app.clustering.router import router as clustering_router
 from app.config import Settings, WorkerMode, get_settings
 from app.db.session import Database
 from app.errors import install_error_handlers
 from app.event.router import router as event_router
 from app.health.router import router as health_router
 from app.item.router import router as item_router
+from app.model.cache import ModelCache
+from app.model.router import router as model_router
 from app.observability import install_observability
 from app.openapi import problem_openapi
 from app.stats.router import router as stats_router
@@ -62,7 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         event_router,
         item_router,
         user_router,
-        clustering_router,
+        model_router,
         stats_router,
     ):
         app.include_router(router)

@@ -25,10 +25,10 @@ import common
 import seed
 from loadgen import run_load
 
-from app.clustering.trainer import Trainer
 from app.config import load_settings
 from app.db.session import Database
 from app.embedding.embedder import DEFAULT_MODEL_ID
+from app.model.trainer import Trainer
 
 DIM = 384
 

@@ -21,12 +21,12 @@ import numpy as np
 import seed
 from sklearn.cluster import MiniBatchKMeans
 
-from app.clustering.trainer import Trainer
 from app.clustering.vectors import unit_rows
 from app.config import load_settings
 from app.db.models import UserProfile
 from app.db.session import Database
 from app.embedding.embedder import DEFAULT_MODEL_ID
+from app.model.trainer import Trainer
 
 DIM = 384  # all-MiniLM-L6-v2
 

@@ -12,7 +12,7 @@ from sqlalchemy import insert
 
 from app.db.models import Embedding, Event, Item, UserProfile
 from app.db.session import Database
-from app.embedding import cache as embedding_cache
+from app.embedding import repository as embedding_repository
 from app.embedding.embedder import Embedder, text_hash
 
 CHUNK = 5000
@@ -119,6 +119,6 @@ def warm_cache(db: Database, embedder: Embedder, texts: list[str]) -> None:
     )
     with db.write() as session:  # leave out what the cache already holds
         known = set(
-            embedding_cache.lookup(session, embedder.model_id, [text_hash(t) for t in texts])
+            embedding_repository.lookup(session, embedder.model_id, [text_hash(t) for t in texts])
         )
     _insert(db, Embedding.__table__, (r for r in rows if r["text_hash"] not in known))

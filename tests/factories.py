@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from app.clustering.trainer import Trainer
 from app.config import Settings
 from app.db.base import utcnow
 from app.db.session import Database
 from app.embedding.embedder import Embedder
 from app.event.schemas import EventIn
 from app.event.service import ingest
+from app.model.trainer import Trainer
 from app.profile.service import apply_pending
 
 TOPICS = {

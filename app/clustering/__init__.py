@@ -1,1 +1,4 @@
-"""Online clustering of user interest vectors: model, checkpoint codec, metrics, labels."""
+"""The pure clustering core: online model, fitting, checkpoint codec, metrics, labels.
+
+No SQL, no settings, no HTTP: nothing here imports from app outside app.clustering.
+"""

@@ -8,10 +8,8 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silhouette_score
 
+from app.clustering.fitting import inertia
 from app.clustering.model import DTYPE, OnlineKMeans
-
-# Rows per block for the inertia pass, to bound n x d temporaries.
-_CHUNK = 65536
 
 
 def compute_quality(
@@ -41,7 +39,7 @@ def compute_quality(
     labels = np.argmin(distances, axis=1)
     sizes = np.bincount(labels, minlength=k)
     result["sizes"] = [int(s) for s in sizes]
-    result["inertia"] = _inertia(X, model.centers, labels)
+    result["inertia"] = inertia(X, model.centers, labels)
     populated = int((sizes > 0).sum())
     # sklearn's label metrics need 2 <= labels present <= n - 1
     if populated < 2 or n < 3:
@@ -76,15 +74,6 @@ def _simplified_silhouette(distances: np.ndarray, labels: np.ndarray) -> float:
     # a point equidistant at zero from two centers scores 0, as in sklearn's silhouette
     s = np.divide(b - a, denom, out=np.zeros_like(a), where=denom > 0)
     return float(s.mean())
-
-
-def _inertia(X: np.ndarray, centers: np.ndarray, labels: np.ndarray) -> float:
-    """Sum of squared distances to the assigned center, computed directly (no expansion)."""
-    total = 0.0
-    for start in range(0, X.shape[0], _CHUNK):
-        diff = X[start : start + _CHUNK] - centers[labels[start : start + _CHUNK]]
-        total += float(np.einsum("ij,ij->", diff, diff))
-    return total
 
 
 def _finite(value: float) -> float | None:

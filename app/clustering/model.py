@@ -88,7 +88,7 @@ class OnlineKMeans:
         """Factor applied to the counts before a step of n_rows rows (1.0 = no forgetting)."""
         if not self.half_life:
             return 1.0
-        return 0.5 ** (n_rows / self.half_life)
+        return float(0.5 ** (n_rows / self.half_life))
 
     def partial_fit(self, X: np.ndarray) -> None:
         """Fold rows into the model in mini-batches of at most batch_size rows."""
@@ -140,7 +140,7 @@ class OnlineKMeans:
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Index of the nearest center for each row (argmin of distances, so the two agree)."""
-        return np.argmin(self.distances(X), axis=1)
+        return np.asarray(np.argmin(self.distances(X), axis=1))
 
     def _fitted_estimator(self) -> MiniBatchKMeans:
         if not self.fitted:

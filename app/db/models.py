@@ -139,8 +139,9 @@ class ClusterMetrics(Base):
     clusters: Mapped[list[dict[str, Any]]] = mapped_column(JSON)  # labels, representative items
 
 
-class UserCluster(Base):
-    """History: the cluster a user was assigned when a model version trained on them."""
+class ClusterAssignment(Base):
+    """History: the cluster a user was assigned when a model version trained on them (the API
+    answer about a user's cluster now is app.user.schemas.UserCluster)."""
 
     __tablename__ = "user_cluster"
 

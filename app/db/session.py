@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import CursorResult, Engine, Result, create_engine, event
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -14,6 +14,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Values per `IN (...)` list: a statement's bound parameters stay bounded however many rows a
+# step touches.
+IN_CHUNK = 1000
+T = TypeVar("T")
 
 
 class UnsupportedDatabaseError(RuntimeError):
@@ -121,6 +125,12 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def in_chunks(values: Sequence[T]) -> Iterator[Sequence[T]]:
+    """`values` in slices of at most IN_CHUNK, one per bounded `IN` list."""
+    for start in range(0, len(values), IN_CHUNK):
+        yield values[start : start + IN_CHUNK]
 
 
 def rowcount(result: Result[Any]) -> int:

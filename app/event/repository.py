@@ -1,15 +1,16 @@
-"""All SQL about events."""
+"""All SQL about events: ingest, the work queue the profile stage drains, and counts."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy import ScalarSelect, Select, and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.db.models import Event, Item
-from app.db.session import dialect_insert, rowcount
+from app.db.session import dialect_insert, in_chunks, rowcount
 
 # Unapplied events whose text is known: their own, or their item's (with an outer join on
 # Item). The others wait for the item's text and are counted as waiting_for_item.
@@ -28,6 +29,77 @@ def insert_new(session: Session, rows: list[dict[str, Any]]) -> int:
     # On the connection, not the ORM session: the same SQL without the ORM's per-row bulk
     # insert bookkeeping, ~35% less time per 1000-event batch (benchmarks/RESULTS.md).
     return len(session.connection().execute(stmt, rows).all())
+
+
+_PendingQuery = Select[int, str, str, float | None, datetime, str]
+
+
+@dataclass(frozen=True)
+class PendingEvent:
+    id: int
+    user_id: str
+    type: str
+    weight: float | None
+    occurred_at: datetime
+    text: str  # the event's own text, else its item's
+
+
+def _pending_query(limit: int) -> _PendingQuery:
+    return (
+        select(
+            Event.id,
+            Event.user_id,
+            Event.type,
+            Event.weight,
+            Event.occurred_at,
+            func.coalesce(Event.text, Item.text).label("text"),
+        )
+        .outerjoin(Item, Item.item_id == Event.item_id)
+        .where(PROCESSABLE)
+        .order_by(Event.id)
+        .limit(limit)
+    )
+
+
+def _run(session: Session, query: _PendingQuery) -> list[PendingEvent]:
+    return [PendingEvent(**row._asdict()) for row in session.execute(query)]
+
+
+def peek_pending(session: Session, limit: int) -> list[PendingEvent]:
+    """The next processable events, without locking them."""
+    return _run(session, _pending_query(limit))
+
+
+def claim_pending(session: Session, limit: int) -> list[PendingEvent]:
+    """Lock the next processable events; other workers skip them (PostgreSQL SKIP LOCKED)."""
+    return _run(session, _pending_query(limit).with_for_update(of=Event, skip_locked=True))
+
+
+def mark_applied(session: Session, event_ids: list[int], *, now: datetime) -> None:
+    for chunk in in_chunks(event_ids):
+        session.execute(update(Event).where(Event.id.in_(chunk)).values(applied_at=now))
+
+
+def recent_applied(session: Session, limit: int) -> list[tuple[str, str | None, str | None]]:
+    """(user_id, item_id, text) of the newest `limit` applied events, newest first; the text is
+    the event's own, else its item's."""
+    query = (
+        select(Event.user_id, Event.item_id, func.coalesce(Event.text, Item.text))
+        .outerjoin(Item, Item.item_id == Event.item_id)
+        .where(Event.applied_at.is_not(None))
+        .order_by(Event.id.desc())
+        .limit(limit)
+    )
+    return list(session.execute(query).tuples())
+
+
+def user_pending_count(user_id: str) -> ScalarSelect[int]:
+    """The user's unapplied events, as a subquery to embed in another domain's one-trip query."""
+    return (
+        select(func.count())
+        .where(Event.user_id == user_id, Event.applied_at.is_(None))
+        .scalar_subquery()
+    )
 
 
 def pending_counts(session: Session) -> dict[str, int]:

@@ -29,11 +29,7 @@ async def post_events(
     """Accept 1..N events; 202 means durable. One invalid event rejects the whole batch."""
     now = utcnow()
     raw = await read_body(request, settings.max_body_bytes)
-    context = {
-        "event_types": settings.event_weights,
-        "now": now,
-        "max_events": settings.max_events_per_request,
-    }
+    context = event_service.validation_context(settings, now=now)
 
     def validate_and_store() -> IngestResult:  # CPU and database work stay off the event loop
         batch = parse_body(raw, EventBatch, context)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
 
 from pydantic import (
     AwareDatetime,
@@ -15,16 +14,10 @@ from pydantic import (
     model_validator,
 )
 
-MAX_ID = 128
-MAX_TEXT = 4000
+from app.schemas import Id, Text, refuse_oversized
+
 MAX_FUTURE = timedelta(minutes=5)
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
-
-# PostgreSQL text cannot hold NUL; refusing it here keeps both backends answering alike (422).
-NO_NUL = r"^[^\x00]*$"
-
-Id = Annotated[str, Field(min_length=1, max_length=MAX_ID, pattern=NO_NUL)]
-Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT, pattern=NO_NUL)]
 
 
 class EventIn(BaseModel):
@@ -78,15 +71,6 @@ class EventIn(BaseModel):
         if self.item_id is None and self.text is None:
             raise ValueError("an event needs text or an item_id")
         return self
-
-
-def refuse_oversized(value: object, info: ValidationInfo, *, limit_key: str, noun: str) -> object:
-    """A batch longer than the context's limit is refused before its elements are validated,
-    so an oversized batch costs nothing to refuse."""
-    limit = (info.context or {}).get(limit_key)
-    if isinstance(value, list) and limit is not None and len(value) > limit:
-        raise ValueError(f"at most {limit} {noun} per request")
-    return value
 
 
 class EventBatch(BaseModel):

@@ -4,11 +4,24 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.orm import Session
 
+from app.config import Settings
 from app.event import repository as event_repository
 from app.event.schemas import EventIn, IngestResult
+
+
+def validation_context(settings: Settings, *, now: datetime) -> dict[str, Any]:
+    """What EventIn/EventBatch validation reads besides the body: the configured types, the
+    clock (for the future-timestamp check) and the batch limit. The API and the importer
+    validate with the same context."""
+    return {
+        "event_types": settings.event_weights,
+        "now": now,
+        "max_events": settings.max_events_per_request,
+    }
 
 
 def ingest(session: Session, *, events: list[EventIn], now: datetime) -> IngestResult:

@@ -11,6 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from app.db.session import UnsupportedDatabaseError
+from app.errors import Unavailable
 
 router = APIRouter(tags=["health"])
 
@@ -41,17 +42,7 @@ async def readyz(request: Request) -> JSONResponse:
     if worker is not None:
         checks["embedding_model"] = worker.model_status
     ready = checks["database"] == "ok" and checks.get("embedding_model", "loaded") == "loaded"
-    body = {"status": "ready" if ready else "not ready", "checks": checks}
-    if ready:
-        return JSONResponse(body)
-    return JSONResponse(
-        {
-            "checks": checks,
-            "type": "about:blank",
-            "title": "Service unavailable",
-            "status": 503,
-            "detail": "not ready: " + ", ".join(f"{k} {v}" for k, v in checks.items()),
-        },
-        status_code=503,
-        media_type="application/problem+json",
-    )
+    if not ready:
+        detail = "not ready: " + ", ".join(f"{k} {v}" for k, v in checks.items())
+        raise Unavailable(detail, extra={"checks": checks})
+    return JSONResponse({"status": "ready", "checks": checks})

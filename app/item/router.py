@@ -2,25 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from app.auth import require
 from app.body import openapi_body, parse_body, read_body
 from app.db.base import utcnow
 from app.dependencies import SettingsDep, WriteSession
-from app.event.schemas import MAX_ID, NO_NUL
 from app.item import service as item_service
 from app.item.schemas import ItemBatch, ItemIn, ItemText, UpsertResult
+from app.schemas import IdPath
 
 router = APIRouter(prefix="/v1", tags=["items"], dependencies=[Depends(require("ingest"))])
 
 
 @router.put("/items/{item_id}", response_model=UpsertResult, openapi_extra=openapi_body(ItemText))
 async def put_item(
-    item_id: Annotated[str, Path(min_length=1, max_length=MAX_ID, pattern=NO_NUL)],
+    item_id: IdPath,
     request: Request,
     settings: SettingsDep,
     session: WriteSession,

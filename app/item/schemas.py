@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from app.event.schemas import Id, Text, refuse_oversized
+from app.schemas import Id, Text, refuse_oversized
 
 
 class ItemText(BaseModel):

@@ -28,11 +28,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.clustering import repository as clustering_repository
 from app.db.base import utcnow
 from app.db.session import Database
-from app.event import repository as event_repository
-from app.profile import repository as profile_repository
+from app.stats import service as stats_service
 
 access_log = logging.getLogger("app.access")
 UNMATCHED = "<unmatched>"  # every path no route matched: one label value, bounded cardinality
@@ -105,36 +103,33 @@ class DatabaseCollector(Collector):
 
     def _collect(self) -> Iterator[Metric]:
         with self.db.read() as session:
-            counts = event_repository.pending_counts(session)
-            users = profile_repository.count(session)
-            checkpoint = clustering_repository.latest_checkpoint(session)
-            quality = clustering_repository.latest_metrics(session)
+            stats = stats_service.pipeline_stats(session)
+            silhouette = stats_service.latest_silhouette(session)
         yield GaugeMetricFamily("interest_database_up", "Database reachable", value=1)
-        for state, value in counts.items():
+        for state, value in stats.events.model_dump().items():
             yield GaugeMetricFamily(
                 f"interest_events_{state}", f"Events {state.replace('_', ' ')}", value=value
             )
-        yield GaugeMetricFamily("interest_users", "Users with a profile", value=users)
+        yield GaugeMetricFamily("interest_users", "Users with a profile", value=stats.users)
+        model = stats.model
         yield GaugeMetricFamily(
             "interest_model_version",
             "Latest committed model version (0: no model yet)",
-            value=checkpoint.version if checkpoint else 0,
+            value=model.version or 0,
         )
-        if checkpoint is not None:
-            age = (utcnow() - checkpoint.created_at).total_seconds()
+        if model.trained_at is not None and model.n_clusters is not None:
+            age = (utcnow() - model.trained_at).total_seconds()
             yield GaugeMetricFamily(
                 "interest_last_checkpoint_age_seconds", "Age of the latest checkpoint", value=age
             )
             yield GaugeMetricFamily(
-                "interest_model_clusters",
-                "Clusters in the latest model",
-                value=checkpoint.n_clusters,
+                "interest_model_clusters", "Clusters in the latest model", value=model.n_clusters
             )
-        if quality is not None and quality.silhouette is not None:
+        if silhouette is not None:
             yield GaugeMetricFamily(
                 "interest_silhouette",
                 "Silhouette coefficient of the latest evaluated model version",
-                value=quality.silhouette,
+                value=silhouette,
             )
 
 

@@ -6,10 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# Below this norm a sum is treated as "no preference": like + dislike of the same text cancel
-# to exactly 0 or to rounding noise (~1e-16), far below any real sum (the newest event alone
-# contributes |w| * ||e|| = |w| at ref_time).
-MIN_NORM = 1e-9
+from app.clustering.vectors import unit_vectors
 
 
 @dataclass(frozen=True, eq=False)
@@ -75,12 +72,10 @@ def fold(
     return ProfileSum(vector_sum=total, ref_time=new_ref)
 
 
-def profile_vector(p: ProfileSum, *, min_norm: float = MIN_NORM) -> np.ndarray | None:
+def profile_vector(p: ProfileSum) -> np.ndarray | None:
     """Unit float32 profile vector S/||S||, or None when the sum is (near) zero."""
-    norm = float(np.linalg.norm(p.vector_sum))
-    if not norm > min_norm:
-        return None
-    return (p.vector_sum / norm).astype(np.float32)
+    rows, kept = unit_vectors(p.vector_sum[None, :])
+    return rows[0] if len(kept) else None
 
 
 def encode_sum(p: ProfileSum) -> bytes:

@@ -1,68 +1,16 @@
-"""All SQL about user profiles and the event work queue they are folded from."""
+"""All SQL about user profiles: folding into them, the trainer's reads, and the query's read."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, delete, func, select, update
+from sqlalchemy import Row, ScalarSelect, delete, func, select, update
 from sqlalchemy.orm import Session
 
-from app.db.models import Event, Item, ModelCheckpoint, UserProfile
-from app.db.session import dialect_insert, rowcount
-from app.event.repository import PROCESSABLE
-
-
-@dataclass(frozen=True)
-class PendingEvent:
-    id: int
-    user_id: str
-    type: str
-    weight: float | None
-    occurred_at: datetime
-    text: str  # the event's own text, else its item's
-
-
-def _pending_query(limit: int):  # type: ignore[no-untyped-def]
-    return (
-        select(
-            Event.id,
-            Event.user_id,
-            Event.type,
-            Event.weight,
-            Event.occurred_at,
-            func.coalesce(Event.text, Item.text).label("text"),
-        )
-        .outerjoin(Item, Item.item_id == Event.item_id)
-        .where(PROCESSABLE)
-        .order_by(Event.id)
-        .limit(limit)
-    )
-
-
-def _as_pending(rows: list[Row[Any]]) -> list[PendingEvent]:
-    return [PendingEvent(**row._asdict()) for row in rows]
-
-
-def peek_pending(session: Session, limit: int) -> list[PendingEvent]:
-    """The next processable events, without locking them."""
-    return _as_pending(list(session.execute(_pending_query(limit)).all()))
-
-
-def claim_pending(session: Session, limit: int) -> list[PendingEvent]:
-    """Lock the next processable events; other workers skip them (PostgreSQL SKIP LOCKED)."""
-    query = _pending_query(limit).with_for_update(of=Event, skip_locked=True)
-    return _as_pending(list(session.execute(query).all()))
-
-
-def mark_applied(session: Session, event_ids: list[int], *, now: datetime) -> None:
-    for start in range(0, len(event_ids), 1000):
-        session.execute(
-            update(Event)
-            .where(Event.id.in_(event_ids[start : start + 1000]))
-            .values(applied_at=now)
-        )
+from app.db.models import UserProfile
+from app.db.session import dialect_insert, in_chunks, rowcount
+from app.event import repository as event_repository
 
 
 def lock_profiles(
@@ -83,6 +31,53 @@ def lock_profiles(
     return {p.user_id: p for p in profiles}
 
 
+def untrained_profiles(session: Session, limit: int) -> list[tuple[str, bytes, int]]:
+    """(user_id, vector_sum, version) of profiles changed since the trainer last saw them."""
+    query = (
+        select(UserProfile.user_id, UserProfile.vector_sum, UserProfile.version)
+        .where(UserProfile.version > UserProfile.trained_version)
+        .order_by(UserProfile.user_id)
+        .limit(limit)
+        # A profile a worker is folding right now is skipped; it is picked up next step.
+        .with_for_update(skip_locked=True)
+    )
+    return list(session.execute(query).tuples())
+
+
+def count_untrained(session: Session) -> int:
+    query = select(func.count()).where(UserProfile.version > UserProfile.trained_version)
+    return session.scalar(query) or 0
+
+
+def mark_trained(session: Session, user_ids: list[str]) -> None:
+    """Record that the trainer consumed these profiles as they are now. Correct because the
+    step read them under its row locks (`untrained_profiles`), so no fold has changed them."""
+    for chunk in in_chunks(user_ids):
+        session.execute(
+            update(UserProfile)
+            .where(UserProfile.user_id.in_(chunk))
+            .values(trained_version=UserProfile.version)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def sample(session: Session, limit: int) -> list[tuple[str, bytes]]:
+    """(user_id, vector_sum) of up to `limit` profiles (all of them when there are fewer)."""
+    query = select(UserProfile.user_id, UserProfile.vector_sum).where(UserProfile.event_count > 0)
+    total = session.scalar(select(func.count()).select_from(UserProfile)) or 0
+    if total > limit:
+        query = query.order_by(func.random()).limit(limit)
+    return list(session.execute(query).tuples())
+
+
+def page(session: Session, *, after: str | None, limit: int) -> list[tuple[str, bytes]]:
+    """The next `limit` profiles in user_id order after `after`: keyset pages, bounded memory."""
+    query = select(UserProfile.user_id, UserProfile.vector_sum).where(UserProfile.event_count > 0)
+    if after is not None:
+        query = query.where(UserProfile.user_id > after)
+    return list(session.execute(query.order_by(UserProfile.user_id).limit(limit)).tuples())
+
+
 @dataclass(frozen=True)
 class QuerySnapshot:
     profile: Row[Any] | None  # event_count, vector_sum, last_event_at, updated_at
@@ -90,19 +85,17 @@ class QuerySnapshot:
     model_version: int | None
 
 
-def query_snapshot(session: Session, user_id: str) -> QuerySnapshot:
+def query_snapshot(
+    session: Session, user_id: str, *, model_version: ScalarSelect[Any]
+) -> QuerySnapshot:
     """What a cluster query needs, in one round trip: the profile, the user's unapplied events
-    and the latest committed model version."""
-    pending = (
-        select(func.count())
-        .where(Event.user_id == user_id, Event.applied_at.is_(None))
-        .scalar_subquery()
-    )
-    latest = select(func.max(ModelCheckpoint.version)).scalar_subquery()
+    and `model_version`, the model domain's subquery for the latest committed version (passed
+    in because profiles sit below the model on the data path)."""
+    pending = event_repository.user_pending_count(user_id)
     row = session.execute(
         select(
             pending.label("pending"),
-            latest.label("latest"),
+            model_version.label("latest"),
             UserProfile.event_count,
             UserProfile.vector_sum,
             UserProfile.last_event_at,
@@ -110,7 +103,7 @@ def query_snapshot(session: Session, user_id: str) -> QuerySnapshot:
         ).where(UserProfile.user_id == user_id)
     ).first()
     if row is None:  # no profile (yet): the rarer path costs a second statement
-        counts = session.execute(select(pending, latest)).one()
+        counts = session.execute(select(pending, model_version)).one()
         return QuerySnapshot(profile=None, pending_events=counts[0], model_version=counts[1])
     return QuerySnapshot(profile=row, pending_events=row.pending, model_version=row.latest)
 

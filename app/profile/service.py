@@ -12,11 +12,12 @@ from sqlalchemy.orm import Session
 from app.config import Settings
 from app.db.base import utcnow
 from app.db.session import Database, is_sqlite
-from app.embedding import cache as embedding_cache
+from app.embedding import service as embedding_service
 from app.embedding.embedder import Embedder
+from app.event import repository as event_repository
+from app.event.repository import PendingEvent
 from app.profile import repository as profile_repository
 from app.profile.math import ProfileSum, decode_sum, encode_sum, fold
-from app.profile.repository import PendingEvent
 
 
 @dataclass(frozen=True)
@@ -32,22 +33,22 @@ def apply_pending(db: Database, embedder: Embedder, settings: Settings) -> StepR
     if is_sqlite(db.engine):
         # SQLite has one writer lock: encode before taking it, so ingest never waits on the model.
         with db.read() as session:
-            texts = [e.text for e in profile_repository.peek_pending(session, settings.batch_size)]
+            texts = [e.text for e in event_repository.peek_pending(session, settings.batch_size)]
         if texts:
             started = time.perf_counter()
             with db.write() as session:
-                encoded = embedding_cache.embed_texts(session, embedder, texts)[1]
+                encoded = embedding_service.embed_texts(session, embedder, texts)[1]
             seconds = time.perf_counter() - started
     with db.write() as session:
-        events = profile_repository.claim_pending(session, settings.batch_size)
+        events = event_repository.claim_pending(session, settings.batch_size)
         if not events:
             return StepResult(encoded=encoded, encode_seconds=seconds)
         started = time.perf_counter()
-        vectors, misses = embedding_cache.embed_texts(session, embedder, [e.text for e in events])
+        vectors, misses = embedding_service.embed_texts(session, embedder, [e.text for e in events])
         if misses:
             seconds += time.perf_counter() - started
         fold_events(session, events, vectors, embedder=embedder, settings=settings)
-        profile_repository.mark_applied(session, [e.id for e in events], now=utcnow())
+        event_repository.mark_applied(session, [e.id for e in events], now=utcnow())
     return StepResult(applied=len(events), encoded=encoded + misses, encode_seconds=seconds)
 
 

@@ -5,20 +5,29 @@ from __future__ import annotations
 import numpy as np
 from sqlalchemy.orm import Session
 
-from app.clustering import repository as clustering_repository
-from app.clustering.current import ModelCache
 from app.clustering.vectors import unit_rows
 from app.errors import NotFound
 from app.event import repository as event_repository
+from app.model import repository as model_repository
+from app.model.cache import ModelCache
 from app.profile import repository as profile_repository
-from app.user.schemas import Alternative, Assignment, Erased, ProfileInfo, UserCluster, UserHistory
+from app.user.schemas import (
+    Alternative,
+    Assignment,
+    Erased,
+    ProfileInfo,
+    UserCluster,
+    UserHistory,
+)
 
 ALTERNATIVES = 3
 
 
 def current_cluster(session: Session, *, user_id: str, models: ModelCache) -> UserCluster:
     """The user's cluster against the latest committed model version."""
-    snapshot = profile_repository.query_snapshot(session, user_id)
+    snapshot = profile_repository.query_snapshot(
+        session, user_id, model_version=model_repository.latest_version_query()
+    )
     profile = snapshot.profile
     if profile is None and not snapshot.pending_events:
         raise NotFound(f"no events for user {user_id!r}")
@@ -59,7 +68,7 @@ def current_cluster(session: Session, *, user_id: str, models: ModelCache) -> Us
 
 
 def history(session: Session, *, user_id: str) -> UserHistory:
-    rows = clustering_repository.user_history(session, user_id)
+    rows = model_repository.user_history(session, user_id)
     if (
         not rows
         and profile_repository.get(session, user_id) is None
@@ -84,7 +93,7 @@ def erase(session: Session, *, user_id: str) -> Erased:
     """Delete every trace of the user: events first, so a worker mid-fold finishes before."""
     events = event_repository.delete_user_events(session, user_id)
     profile = profile_repository.delete_user(session, user_id)
-    history_rows = clustering_repository.delete_user_history(session, user_id)
+    history_rows = model_repository.delete_user_history(session, user_id)
     if not (events or profile or history_rows):
         raise NotFound(f"no data for user {user_id!r}")
     return Erased(user_id=user_id, events=events, profile=profile, history=history_rows)

@@ -6,11 +6,11 @@ import logging
 import threading
 import time
 
-from app.clustering.evaluation import evaluate
-from app.clustering.trainer import Trainer
 from app.config import Settings
 from app.db.session import Database, UnsupportedDatabaseError
 from app.embedding.embedder import Embedder, EmbedderError, load_embedder
+from app.model.evaluation import evaluate
+from app.model.trainer import Trainer
 from app.observability import metrics
 from app.profile import service as profile_service
 from app.worker.leader import LeaderLock

@@ -13,7 +13,7 @@ from app.clustering.vectors import unit_rows
 from app.config import Settings
 from app.db.models import UserProfile
 from app.db.session import Database
-from app.embedding import cache as embedding_cache
+from app.embedding import repository as embedding_repository
 from app.embedding.embedder import DEFAULT_MODEL_ID, load_embedder, text_hash
 from app.profile.math import fold, profile_vector
 
@@ -27,7 +27,9 @@ def item_vectors(texts: dict[str, str], database_url: str | None) -> dict[str, n
         db = Database(database_url)
         try:
             with db.read() as session:
-                found = embedding_cache.lookup(session, DEFAULT_MODEL_ID, list(hashes.values()))
+                found = embedding_repository.lookup(
+                    session, DEFAULT_MODEL_ID, list(hashes.values())
+                )
         finally:
             db.dispose()
     missing = [m for m, h in hashes.items() if h not in found]

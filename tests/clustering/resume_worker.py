@@ -1,4 +1,4 @@
-"""Resume training from a checkpoint on disk in a fresh process (driven by test_checkpoint)."""
+"""Resume training from a checkpoint on disk in a fresh process (driven by test_codec)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.clustering.checkpoint import CheckpointState, dump_state, load_state
+from app.clustering.codec import CheckpointState, dump_state, load_state
 
 
 def read_state(directory: Path) -> CheckpointState:

@@ -8,7 +8,7 @@ from datetime import timedelta
 import numpy as np
 import pytest
 
-from app.clustering.checkpoint import dump_state
+from app.clustering.codec import dump_state
 from app.clustering.model import OnlineKMeans
 from app.db.base import utcnow
 from app.db.models import ClusterMetrics, ModelCheckpoint

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from app.clustering.vectors import MIN_NORM
 from app.profile.math import (
-    MIN_NORM,
     ProfileSum,
     decode_sum,
     encode_sum,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from app.clustering.evaluation import evaluate
-from app.clustering.trainer import Trainer
-from app.db.models import Event, UserCluster, UserProfile
+from app.db.models import ClusterAssignment, Event, UserProfile
+from app.model.evaluation import evaluate
+from app.model.trainer import Trainer
 from tests.factories import TOPICS, drain, topic_events
 
 
@@ -91,7 +91,7 @@ def test_erasure_removes_the_user_and_nothing_else(client, db, embedder, setting
         with db.read() as session:
             return tuple(
                 session.scalar(select(func.count()).where(model.user_id == user)) or 0
-                for model in (Event, UserProfile, UserCluster)
+                for model in (Event, UserProfile, ClusterAssignment)
             )
 
     before_other = counts("space-2")

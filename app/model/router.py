@@ -7,10 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from app.auth import require
-from app.clustering import repository as clustering_repository
-from app.clustering.schemas import ClusterInfo, Clusters, Metrics, MetricsHistory
 from app.dependencies import ReadSession
 from app.errors import NotFound
+from app.model import repository as model_repository
+from app.model.schemas import ClusterInfo, Clusters, Metrics, MetricsHistory
 
 router = APIRouter(
     prefix="/v1/clusters", tags=["clusters"], dependencies=[Depends(require("read"))]
@@ -20,7 +20,7 @@ router = APIRouter(
 @router.get("")
 def get_clusters(session: ReadSession) -> Clusters:
     """Each cluster's size, label keywords and representative items (latest snapshot)."""
-    snapshot = clustering_repository.latest_metrics(session)
+    snapshot = model_repository.latest_metrics(session)
     if snapshot is None:
         return Clusters(model_version=None, computed_at=None, clusters=[])
     return Clusters(
@@ -33,7 +33,7 @@ def get_clusters(session: ReadSession) -> Clusters:
 @router.get("/metrics", responses={404: {"description": "No model evaluated yet"}})
 def get_metrics(session: ReadSession) -> Metrics:
     """Quality of the clusters now: silhouette, Davies-Bouldin, Calinski-Harabasz, inertia."""
-    snapshot = clustering_repository.latest_metrics(session)
+    snapshot = model_repository.latest_metrics(session)
     if snapshot is None:
         raise NotFound("no model has been evaluated yet")
     return Metrics.model_validate(snapshot, from_attributes=True)
@@ -44,5 +44,5 @@ def get_metrics_history(
     session: ReadSession, limit: Annotated[int, Query(ge=1, le=1000)] = 100
 ) -> MetricsHistory:
     """The latest `limit` snapshots, oldest first."""
-    rows = clustering_repository.metrics_history(session, limit)
+    rows = model_repository.metrics_history(session, limit)
     return MetricsHistory(snapshots=[Metrics.model_validate(r, from_attributes=True) for r in rows])

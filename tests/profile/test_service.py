@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from app.db.models import Embedding, Event, UserProfile
-from app.embedding.cache import lookup
 from app.embedding.embedder import text_hash
+from app.embedding.repository import lookup
 from app.profile.math import ProfileSum, decode_sum, fold, profile_vector
 from app.profile.service import apply_pending
 from tests import factories

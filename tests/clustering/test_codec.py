@@ -13,7 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.clustering.checkpoint import CheckpointError, CheckpointState, dump_state, load_state
+from app.clustering.codec import (
+    CheckpointError,
+    CheckpointState,
+    decode_arrays,
+    dump_state,
+    load_state,
+)
 from app.clustering.model import OnlineKMeans
 from tests.clustering.resume_worker import read_state, write_state
 from tests.clustering.synthetic import blobs, topic_centers
@@ -153,6 +159,23 @@ def test_dump_load_dump_is_identity() -> None:
         64,
         3,
     )
+
+
+def test_decode_arrays_gives_the_model_arrays_and_validates_them() -> None:
+    model = train(make(), batches()[:3])
+    state = json_round_trip(dump_state(model, embedding_model=EMBEDDER))
+    centers, counts = decode_arrays(state)
+    assert np.array_equal(centers, model.centers) and np.array_equal(counts, model.counts)
+    centers[0, 0] += 1.0  # a writable copy: the caller cannot corrupt the stored blob
+    assert np.array_equal(decode_arrays(state)[0], model.centers)
+    for change, message in (
+        (lambda m: m["centers"].update(shape=[K, D + 1]), "centers shape"),
+        (_set("codec_version", 99), "codec version 99"),
+    ):
+        meta = copy.deepcopy(state.meta)
+        change(meta)
+        with pytest.raises(CheckpointError, match=message):
+            decode_arrays(CheckpointState(meta, state.centers, state.counts))
 
 
 def test_unfitted_model_cannot_be_checkpointed() -> None:

@@ -5,16 +5,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import numpy as np
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from app.clustering import repository as clustering_repository
-from app.clustering.trainer import Trainer
+from app.clustering.codec import decode_arrays
 from app.config import Settings
-from app.db.models import ClusterMetrics, ModelCheckpoint
 from app.db.session import Database
 from app.embedding.embedder import load_embedder
+from app.model import repository as model_repository
+from app.model.trainer import Trainer
 
 log = logging.getLogger(__name__)
 RECLUSTER_ATTEMPTS = 3
@@ -22,17 +20,8 @@ RECLUSTER_ATTEMPTS = 3
 
 def list_rows(db: Database) -> list[dict[str, Any]]:
     """One line per stored checkpoint, oldest first (the arrays are not loaded)."""
-    columns = (
-        ModelCheckpoint.version,
-        ModelCheckpoint.generation,
-        ModelCheckpoint.created_at,
-        ModelCheckpoint.trained_rows,
-        ModelCheckpoint.n_clusters,
-        ModelCheckpoint.embedding_model,
-    )
     with db.read() as session:
-        rows = session.execute(select(*columns).order_by(ModelCheckpoint.version)).all()
-    return [row._asdict() for row in rows]
+        return model_repository.checkpoint_summaries(session)
 
 
 def format_list(rows: list[dict[str, Any]]) -> str:
@@ -51,17 +40,12 @@ def format_list(rows: list[dict[str, Any]]) -> str:
 def show(db: Database, version: int) -> dict[str, Any] | None:
     """A checkpoint's summary: its meta without the RNG state, cluster weights, and quality."""
     with db.read() as session:
-        row = clustering_repository.get_checkpoint(session, version)
+        row = model_repository.get_checkpoint(session, version)
         if row is None:
             return None
-        quality = session.scalars(
-            select(ClusterMetrics)
-            .where(ClusterMetrics.model_version == version)
-            .order_by(ClusterMetrics.id.desc())
-            .limit(1)
-        ).first()
+        quality = model_repository.metrics_of_version(session, version)
     meta = {k: v for k, v in row.meta.items() if k != "rng"}
-    counts = np.frombuffer(row.counts, dtype=row.meta["counts"]["dtype"])
+    _, counts = decode_arrays(model_repository.checkpoint_state(row))
     summary: dict[str, Any] = {
         "version": row.version,
         "generation": row.generation,

@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 from sqlalchemy import select, update
 
-from app.clustering import repository as clustering_repository
-from app.clustering.checkpoint import CheckpointError
-from app.clustering.trainer import Trainer
+from app.clustering.codec import CheckpointError
 from app.clustering.vectors import unit_rows
 from app.db.base import utcnow
 from app.db.models import ModelCheckpoint, UserProfile
+from app.model import repository as model_repository
+from app.model.trainer import Trainer
+from app.profile import repository as profile_repository
 from tests.factories import TOPICS, drain, post, topic_events, trainer_for
 
 
@@ -36,8 +37,8 @@ def test_first_fit_waits_for_enough_users(db, embedder, make_settings):
     first = trainer.step(db)
     assert (first.rows, first.version) == (30, 1)  # max(batch_size, min_users_first_fit) rows
     with db.read() as session:
-        assert clustering_repository.count_untrained(session) == 3
-        assert clustering_repository.latest_version(session) == 1
+        assert profile_repository.count_untrained(session) == 3
+        assert model_repository.latest_version(session) == 1
 
 
 def test_versions_grow_and_only_the_last_n_are_kept(db, embedder, make_settings):
@@ -49,7 +50,7 @@ def test_versions_grow_and_only_the_last_n_are_kept(db, embedder, make_settings)
     versions = train_all(db, trainer_for(settings, embedder))
     assert versions == list(range(1, len(versions) + 1)) and len(versions) >= 6
     with db.read() as session:
-        kept = [c.version for c in clustering_repository.list_checkpoints(session)]
+        kept = [c["version"] for c in model_repository.checkpoint_summaries(session)]
     assert kept == versions[-3:]
 
 
@@ -61,13 +62,13 @@ def reset_training(db) -> None:
 
 def final_state(db) -> ModelCheckpoint:
     with db.read() as session:
-        return clustering_repository.latest_checkpoint(session)
+        return model_repository.latest_checkpoint(session)
 
 
 def test_training_resumed_from_a_checkpoint_is_bit_identical(db, embedder, make_settings):
     settings = make_settings(
         clusters=3, min_users_first_fit=20, batch_size=10, model_half_life=25, consolidate=False
-    )  # the stream alone; with consolidation: tests/pipeline/test_consolidation.py
+    )  # the stream alone; with consolidation: tests/model/test_consolidation.py
     post(db, topic_events(users_per_topic=30, events_per_user=2))
     drain(db, embedder, settings)
 

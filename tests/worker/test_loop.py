@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select, update
 
-from app.clustering import repository as clustering_repository
 from app.db.models import Event, UserProfile
+from app.model import repository as model_repository
 from tests.factories import drain, post, topic_events
 
 WORKER_SETTINGS = {
@@ -53,7 +53,7 @@ def event_counts(db) -> dict[str, int]:
 
 def model_version(db) -> int:
     with db.read() as session:
-        return clustering_repository.latest_version(session) or 0
+        return model_repository.latest_version(session) or 0
 
 
 def test_sigkilled_worker_loses_and_doubles_nothing(db, spawn_worker):

@@ -7,11 +7,12 @@ from datetime import timedelta
 import numpy as np
 from sqlalchemy import select, update
 
-from app.clustering import repository as clustering_repository
-from app.clustering.trainer import CONSOLIDATED, Trainer, TrainResult
+from app.clustering.codec import decode_arrays
 from app.clustering.vectors import unit_rows
 from app.db.base import utcnow
 from app.db.models import ModelCheckpoint, UserProfile
+from app.model import repository as model_repository
+from app.model.trainer import CONSOLIDATED, Trainer, TrainResult
 from tests.factories import TOPICS, drain, post, topic_events, trainer_for
 
 MUSIC = [
@@ -33,12 +34,12 @@ def until_idle(db, trainer: Trainer) -> list[TrainResult]:
 
 def latest(db) -> ModelCheckpoint:
     with db.read() as session:
-        return clustering_repository.latest_checkpoint(session)
+        return model_repository.latest_checkpoint(session)
 
 
 def checkpoint(db, version: int) -> ModelCheckpoint:
     with db.read() as session:
-        return clustering_repository.get_checkpoint(session, version)
+        return model_repository.get_checkpoint(session, version)
 
 
 def profiles(db, dim: int) -> np.ndarray:
@@ -48,7 +49,7 @@ def profiles(db, dim: int) -> np.ndarray:
 
 
 def centers_of(row: ModelCheckpoint) -> np.ndarray:
-    return np.frombuffer(row.centers, dtype="<f8").reshape(row.n_clusters, row.n_features)
+    return decode_arrays(model_repository.checkpoint_state(row))[0]
 
 
 def inertia(centers: np.ndarray, X: np.ndarray) -> float:

@@ -6,20 +6,21 @@ from collections import defaultdict
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.clustering import repository as clustering_repository
 from app.clustering.labels import cluster_keywords, representative_items
 from app.clustering.metrics import compute_quality
 from app.clustering.model import OnlineKMeans
 from app.clustering.vectors import unit_rows
 from app.config import Settings
 from app.db.base import utcnow
-from app.db.models import ClusterMetrics, Event, Item
+from app.db.models import ClusterMetrics
 from app.db.session import Database
-from app.embedding import cache as embedding_cache
+from app.embedding import repository as embedding_repository
 from app.embedding.embedder import text_hash
+from app.event import repository as event_repository
+from app.model import repository as model_repository
+from app.profile import repository as profile_repository
 
 RECENT_EVENTS = 20_000  # the texts that label clusters: the newest applied events
 KEYWORDS = 8
@@ -37,7 +38,7 @@ def evaluate(
 ) -> tuple[ClusterMetrics, dict[str, int]]:
     """Store a snapshot for `version`; returns it and the user -> cluster map it saw."""
     with db.read() as session:
-        rows = clustering_repository.profile_sample(session, settings.metrics_max_users)
+        rows = profile_repository.sample(session, settings.metrics_max_users)
         X, kept = unit_rows([blob for _, blob in rows], model.n_features)
         user_ids = [rows[i][0] for i in kept]
         quality = compute_quality(
@@ -61,7 +62,7 @@ def evaluate(
         **quality,
     )
     with db.write() as session:
-        clustering_repository.add_metrics(session, snapshot)
+        model_repository.add_metrics(session, snapshot)
     return snapshot, assignment
 
 
@@ -70,13 +71,7 @@ def explain(
 ) -> list[dict[str, Any]]:
     """Per cluster: c-TF-IDF keywords over members' recent event texts, and the items nearest
     the centroid among those members interacted with."""
-    recent = session.execute(
-        select(Event.user_id, Event.item_id, func.coalesce(Event.text, Item.text))
-        .outerjoin(Item, Item.item_id == Event.item_id)
-        .where(Event.applied_at.is_not(None))
-        .order_by(Event.id.desc())
-        .limit(RECENT_EVENTS)
-    ).tuples()
+    recent = event_repository.recent_applied(session, RECENT_EVENTS)
     texts: dict[int, list[str]] = defaultdict(list)
     items: dict[int, dict[str, str]] = defaultdict(dict)
     for user_id, item_id, text in recent:
@@ -90,7 +85,7 @@ def explain(
         {c: texts.get(c, []) for c in range(model.n_clusters)}, top_n=KEYWORDS
     )
     all_items = {i: t for per_cluster in items.values() for i, t in per_cluster.items()}
-    vectors = embedding_cache.lookup(
+    vectors = embedding_repository.lookup(
         session, embedding_model, [text_hash(t) for t in all_items.values()]
     )
     result = []

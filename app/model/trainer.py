@@ -5,22 +5,24 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
+from sqlalchemy.orm import Session
 
-from app.clustering import repository as clustering_repository
-from app.clustering.checkpoint import CheckpointState, dump_state, load_state
+from app.clustering.codec import dump_state, load_state
+from app.clustering.fitting import fit_multi_start, lloyd_step
 from app.clustering.model import OnlineKMeans
 from app.clustering.vectors import unit_rows
 from app.config import Settings
 from app.db.base import utcnow
 from app.db.models import ModelCheckpoint
 from app.db.session import Database
+from app.model import repository as model_repository
+from app.profile import repository as profile_repository
 
 log = logging.getLogger(__name__)
-RECLUSTER_STARTS = 3  # k-means++ starts for a new generation; the lowest inertia wins
-RECLUSTER_EPOCHS = 30  # shuffled passes over all profiles per start
 CONSOLIDATED = "consolidated_profiles"  # checkpoint meta key of a consolidation's version
 CONSOLIDATE_PAGE = 10_000  # profiles read at a time by the consolidation pass (bounded memory)
 
@@ -47,33 +49,20 @@ class Trainer:
         self.consolidated = 0
         self._consolidated_at = -math.inf  # monotonic time of the last consolidation
 
-    def _new_model(self, clusters: int, seed_offset: int = 0) -> OnlineKMeans:
+    def _new_model(self, clusters: int) -> OnlineKMeans:
         s = self.settings
         return OnlineKMeans(
             n_clusters=clusters,
             n_features=self.dim,
             half_life=s.model_half_life or None,
             batch_size=max(s.batch_size, clusters),
-            seed=s.seed + seed_offset,
+            seed=s.seed,
         )
-
-    def _fit_all(self, X: np.ndarray, clusters: int, start: int) -> OnlineKMeans:
-        """RECLUSTER_EPOCHS shuffled passes over X from the k-means++ start number `start`."""
-        model = self._new_model(clusters, seed_offset=start)
-        step = max(self.settings.batch_size, clusters)
-        shuffle = np.random.RandomState(self.settings.seed + start)
-        for _ in range(RECLUSTER_EPOCHS):
-            order = shuffle.permutation(len(X))
-            for begin in range(0, len(X), step):
-                chunk = X[order[begin : begin + step]]
-                if len(chunk) >= clusters or model.fitted:
-                    model.partial_fit(chunk)
-        return model
 
     def restore(self, db: Database) -> None:
         """Resume from the latest checkpoint (or start fresh when there is none)."""
         with db.read() as session:
-            row = clustering_repository.latest_checkpoint(session)
+            row = model_repository.latest_checkpoint(session)
         if row is None:
             self.model, self.version, self.generation = (
                 self._new_model(self.settings.clusters),
@@ -82,8 +71,11 @@ class Trainer:
             )
             self.consolidated = 0
             return
-        state = CheckpointState(meta=row.meta, centers=row.centers, counts=row.counts)
-        self.model = load_state(state, embedding_model=self.embedding_model, n_features=self.dim)
+        self.model = load_state(
+            model_repository.checkpoint_state(row),
+            embedding_model=self.embedding_model,
+            n_features=self.dim,
+        )
         self.version, self.generation = row.version, row.generation
         # Derived from the checkpoint, so a restart does not consolidate a consolidation again.
         self.consolidated = row.version if CONSOLIDATED in row.meta else 0
@@ -103,7 +95,7 @@ class Trainer:
         none and the model changed since the last consolidation, a consolidation instead."""
         started = time.perf_counter()
         with db.read() as session:
-            latest = clustering_repository.latest_version(session) or 0
+            latest = model_repository.latest_version(session) or 0
         if latest != self.version:  # a recluster committed a new generation: adopt it now
             self.restore(db)
         try:
@@ -120,10 +112,10 @@ class Trainer:
         with db.write() as session:
             limit = s.batch_size
             if not self.model.fitted:
-                if clustering_repository.count_untrained(session) < s.min_users_first_fit:
+                if profile_repository.count_untrained(session) < s.min_users_first_fit:
                     return TrainResult()
                 limit = max(s.batch_size, s.min_users_first_fit)
-            rows = clustering_repository.untrained_profiles(session, limit)
+            rows = profile_repository.untrained_profiles(session, limit)
             X, kept = unit_rows([blob for _, blob, _ in rows], self.dim)
             if not self.model.fitted and len(X) < self.model.n_clusters:
                 return TrainResult()
@@ -135,7 +127,7 @@ class Trainer:
                 distances = self.model.distances(X)
                 labels = distances.argmin(axis=1)
                 now = utcnow()
-                clustering_repository.add_history(
+                model_repository.add_history(
                     session,
                     [
                         {
@@ -148,7 +140,7 @@ class Trainer:
                         for j, (i, c) in enumerate(zip(kept, labels, strict=True))
                     ],
                 )
-            clustering_repository.mark_trained(session, [user_id for user_id, _, _ in rows])
+            profile_repository.mark_trained(session, [user_id for user_id, _, _ in rows])
         if version is not None:
             self.version = version
         return TrainResult(rows=len(rows), version=version)
@@ -169,37 +161,29 @@ class Trainer:
         forgetting decays), not its member count, so the stream's learning rate and sklearn's
         low-count reassignment go on unchanged. Only profiles and centres are read, in user_id
         order, so the result is deterministic and a restored trainer resumes bit-identically."""
-        k = self.model.n_clusters
-        sums = np.zeros((k, self.dim), dtype=np.float64)
-        members = np.zeros(k, dtype=np.int64)
-        after: str | None = None
         with db.read() as session:
-            while page := clustering_repository.profile_page(
-                session, after=after, limit=CONSOLIDATE_PAGE
-            ):
-                after = page[-1][0]
-                X, _ = unit_rows([blob for _, blob in page], self.dim)
-                X64 = X.astype(np.float64)
-                labels = self.model.predict(X64)
-                np.add.at(sums, labels, X64)  # unbuffered and in row order: deterministic
-                members += np.bincount(labels, minlength=k)
+            centers, members = lloyd_step(self.model, self._profile_pages(session))
         self.consolidated = self.version  # tried for this version, whatever the outcome
         self._consolidated_at = time.monotonic()
-        centers = self.model.centers
-        kept = members > 0
-        centers[kept] = sums[kept] / members[kept, None]
         if np.array_equal(centers, self.model.centers):
             return None  # no profiles, or already a fixed point: no version to commit
         with db.write() as session:
             self.model.set_centers(centers)
             version = self.version + 1
-            self._commit_version(session, version, 0, consolidated=int(members.sum()))
+            self._commit_version(session, version, 0, consolidated=members)
         self.version = self.consolidated = version
-        log.debug("consolidated into version %d over %d profiles", version, int(members.sum()))
+        log.debug("consolidated into version %d over %d profiles", version, members)
         return version
 
-    def _commit_version(  # type: ignore[no-untyped-def]
-        self, session, version: int, rows: int, *, consolidated: int | None = None
+    def _profile_pages(self, session: Session) -> Iterator[np.ndarray]:
+        """Every profile as unit rows, CONSOLIDATE_PAGE at a time, in user_id order."""
+        after: str | None = None
+        while page := profile_repository.page(session, after=after, limit=CONSOLIDATE_PAGE):
+            after = page[-1][0]
+            yield unit_rows([blob for _, blob in page], self.dim)[0]
+
+    def _commit_version(
+        self, session: Session, version: int, rows: int, *, consolidated: int | None = None
     ) -> None:
         state = dump_state(self.model, embedding_model=self.embedding_model)
         # A consolidation's checkpoint says so (and over how many profiles) in its meta.
@@ -216,44 +200,32 @@ class Trainer:
             trained_rows=rows,
             created_at=utcnow(),
         )
-        clustering_repository.add_checkpoint(
-            session, checkpoint, keep=self.settings.checkpoints_keep
-        )
+        model_repository.add_checkpoint(session, checkpoint, keep=self.settings.checkpoints_keep)
 
     def recluster(self, db: Database, *, clusters: int) -> int:
         """A new generation trained from all current profiles, swapped in as one new version."""
         with db.read() as session:
-            ids, X = _all_unit_profiles(session, self.dim)
+            rows = profile_repository.sample(session, limit=10**9)  # every profile
+        X, _ = unit_rows([blob for _, blob in rows], self.dim)
         if len(X) < clusters:
             raise ValueError(f"need at least {clusters} users with profiles, have {len(X)}")
-        # Fitted outside the write transaction. One k-means++ start and one pass of mini-batch
-        # k-means lands 1-14% above KMeans(n_init=10)'s inertia on MovieLens; the best of 3
-        # starts x 30 shuffled passes stays within 5% (benchmarks/EVALUATION.md).
-        model = min(
-            (self._fit_all(X, clusters, start) for start in range(RECLUSTER_STARTS)),
-            key=lambda candidate: _inertia(candidate, X),
+        s = self.settings
+        # Fitted outside the write transaction.
+        model = fit_multi_start(
+            X,
+            n_clusters=clusters,
+            half_life=s.model_half_life or None,
+            batch_size=max(s.batch_size, clusters),
+            seed=s.seed,
         )
         with db.write() as session:
             previous, self.model = self.model, model
             try:
                 self.generation += 1
-                version = (clustering_repository.latest_version(session) or 0) + 1
+                version = (model_repository.latest_version(session) or 0) + 1
                 self._commit_version(session, version, len(X))
             except Exception:
                 self.model, self.generation = previous, self.generation - 1
                 raise
         self.version = version
         return version
-
-
-def _inertia(model: OnlineKMeans, X: np.ndarray, chunk: int = 65536) -> float:
-    return sum(
-        float(np.square(model.distances(X[i : i + chunk]).min(axis=1)).sum())
-        for i in range(0, len(X), chunk)
-    )
-
-
-def _all_unit_profiles(session, dim: int) -> tuple[list[str], np.ndarray]:  # type: ignore[no-untyped-def]
-    rows = clustering_repository.profile_sample(session, limit=10**9)
-    X, kept = unit_rows([blob for _, blob in rows], dim)
-    return [rows[i][0] for i in kept], X

@@ -72,17 +72,22 @@ def dump_state(model: OnlineKMeans, *, embedding_model: str) -> CheckpointState:
     return CheckpointState(meta=meta, centers=centers.tobytes(), counts=counts.tobytes())
 
 
+def decode_arrays(state: CheckpointState) -> tuple[np.ndarray, np.ndarray]:
+    """The validated (k, d) centers and (k,) counts of a checkpoint, for readers that need the
+    arrays (the query-side cache, `checkpoint show`) rather than a model that resumes training."""
+    meta = _meta(state)
+    n_clusters = _int(meta, "n_clusters", minimum=1)
+    n_features = _int(meta, "n_features", minimum=1)
+    centers = _array(meta, state.centers, "centers", (n_clusters, n_features))
+    counts = _array(meta, state.counts, "counts", (n_clusters,))
+    if (counts < 0).any():
+        raise CheckpointError("checkpoint counts contain negative values")
+    return centers, counts
+
+
 def load_state(state: CheckpointState, *, embedding_model: str, n_features: int) -> OnlineKMeans:
     """Decode and validate a checkpoint into a model that resumes training bit-identically."""
-    meta = state.meta
-    if not isinstance(meta, dict):
-        raise CheckpointError("checkpoint meta is not a JSON object")
-    version = meta.get("codec_version")
-    if version != CODEC_VERSION:
-        raise CheckpointError(
-            f"unknown checkpoint codec version {version!r}; this service reads version "
-            f"{CODEC_VERSION}"
-        )
+    meta = _meta(state)
     _check_compatible(meta, embedding_model=embedding_model, n_features=n_features)
 
     n_clusters = _int(meta, "n_clusters", minimum=1)
@@ -99,11 +104,7 @@ def load_state(state: CheckpointState, *, embedding_model: str, n_features: int)
         batch_size=batch_size,
         seed=_int(meta, "seed"),
     )
-
-    centers = _array(meta, state.centers, "centers", (n_clusters, n_features))
-    counts = _array(meta, state.counts, "counts", (n_clusters,))
-    if (counts < 0).any():
-        raise CheckpointError("checkpoint counts contain negative values")
+    centers, counts = decode_arrays(state)
 
     est = model.estimator
     est.cluster_centers_ = centers
@@ -124,6 +125,19 @@ def load_state(state: CheckpointState, *, embedding_model: str, n_features: int)
     est._n_threads = _openmp_effective_n_threads()
     est._n_features_out = n_clusters
     return model
+
+
+def _meta(state: CheckpointState) -> dict[str, Any]:
+    meta = state.meta
+    if not isinstance(meta, dict):
+        raise CheckpointError("checkpoint meta is not a JSON object")
+    version = meta.get("codec_version")
+    if version != CODEC_VERSION:
+        raise CheckpointError(
+            f"unknown checkpoint codec version {version!r}; this service reads version "
+            f"{CODEC_VERSION}"
+        )
+    return meta
 
 
 def _check_compatible(meta: dict[str, Any], *, embedding_model: str, n_features: int) -> None:

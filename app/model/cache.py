@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 from sqlalchemy.orm import Session
 
-from app.clustering import repository as clustering_repository
+from app.clustering.codec import decode_arrays
+from app.model import repository as model_repository
 
 
 @dataclass(frozen=True)
@@ -32,11 +33,10 @@ class ModelCache:
         current = self._current
         if current is not None and current.version == version:
             return current
-        row = clustering_repository.get_checkpoint(session, version)
+        row = model_repository.get_checkpoint(session, version)
         if row is None:  # pruned between the two reads: the next call sees the newer one
             return current
-        shape = (row.n_clusters, row.n_features)
-        centers = np.frombuffer(row.centers, dtype=row.meta["centers"]["dtype"]).reshape(shape)
+        centers, _ = decode_arrays(model_repository.checkpoint_state(row))
         loaded = CurrentModel(version=row.version, centers=centers, trained_at=row.created_at)
         with self._lock:
             if self._current is None or self._current.version < loaded.version:

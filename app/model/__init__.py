@@ -1,0 +1,1 @@
+"""The model's lifecycle: trainer, evaluation, checkpoint repository, query-side cache, API."""
