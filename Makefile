@@ -3,8 +3,11 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+# Where `make run` listens: `make run HOST=0.0.0.0 PORT=9000`.
+HOST ?= 127.0.0.1
+PORT ?= 8000
 
-.PHONY: install run test compose-test lint worker clean
+.PHONY: install run migrate test compose-test lint worker clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,9 +19,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-run: install  ## migrate, then serve on 127.0.0.1:8000 with the worker in-process
+run: migrate  ## migrate, then serve on $(HOST):$(PORT) with the worker in-process
+	$(BIN)/python -m app serve --host $(HOST) --port $(PORT)
+
+migrate: install  ## create or upgrade the database schema (idempotent)
 	$(BIN)/python -m app migrate
-	$(BIN)/python -m app serve --host 127.0.0.1 --port 8000
 
 worker: install  ## a standalone worker process (APP_WORKER=off on the API then)
 	$(BIN)/python -m app worker

@@ -7,13 +7,27 @@ from typing import Any, TypeVar
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
-from app.errors import PayloadTooLarge, field_errors, validation_failed
+from app.errors import PayloadTooLarge, UnsupportedMediaType, field_errors, validation_failed
 
 M = TypeVar("M", bound=BaseModel)
 
 
+def is_json(content_type: str | None) -> bool:
+    """`application/json` or a `+json` type, with any parameters (charset)."""
+    media = (content_type or "").partition(";")[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
 async def read_body(request: Request, max_bytes: int) -> bytes:
-    """The raw body, refused with 413 as soon as it passes `max_bytes` (declared or streamed)."""
+    """The raw body, refused with 415 unless it is declared JSON, and with 413 as soon as it
+    passes `max_bytes` (declared or streamed).
+
+    Bodies are JSON whatever their label, so the label is checked: a `text/plain` or form POST is
+    what a web page can send cross-site without a CORS preflight (in open mode, anyone's)."""
+    if not is_json(request.headers.get("content-type")):
+        raise UnsupportedMediaType("send the body as JSON with 'Content-Type: application/json'")
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_bytes:
         raise PayloadTooLarge(f"the body is larger than {max_bytes} bytes")

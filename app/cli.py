@@ -1,10 +1,12 @@
-"""Entry points: `python -m app serve | worker | migrate | import | checkpoint | recluster`."""
+"""Entry points: `python -m app serve | worker | migrate | import | checkpoint | quarantine |
+recluster`."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -15,15 +17,35 @@ from app.observability import configure_logging
 log = logging.getLogger(__name__)
 
 
+def _schema_problem(settings: Settings) -> str | None:
+    """Why this database cannot be served yet (schema missing or behind), or None. A database
+    that cannot be reached is not refused: it may come up later, and /readyz says so meanwhile."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from app.db.errors import describe
+    from app.db.migrate import schema_status
+    from app.db.session import create_db_engine
+
+    engine = create_db_engine(settings.database_url)  # with its connect timeout
+    try:
+        with engine.connect() as conn:
+            status = schema_status(conn)
+    except SQLAlchemyError as exc:
+        log.warning("cannot check the database schema yet: %s", describe(exc))
+        return None
+    finally:
+        engine.dispose()
+    return None if status.current else f"the database schema is {status.detail}"
+
+
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    import uvicorn
-
     from app.main import create_app
+    from app.server import serve
 
-    # Our logging setup stays in charge; the access line comes from app.access, with request id.
-    uvicorn.run(
-        create_app(settings), host=args.host, port=args.port, log_config=None, access_log=False
-    )
+    if problem := _schema_problem(settings):
+        print(f"not serving: {problem}", file=sys.stderr)
+        return 2
+    serve(create_app(settings), host=args.host, port=args.port)
     return 0
 
 
@@ -33,6 +55,9 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from app.db.session import Database
     from app.worker.loop import Worker
 
+    if problem := _schema_problem(settings):
+        print(f"not starting the worker: {problem}", file=sys.stderr)
+        return 2
     if args.metrics_port is not None:
         from prometheus_client import start_http_server
 
@@ -49,8 +74,11 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
 def _migrate(_: argparse.Namespace, settings: Settings) -> int:
     from app.db.migrate import upgrade
 
-    upgrade(settings.database_url)
-    print("database schema is up to date")
+    before, after = upgrade(settings.database_url)
+    if before == after:
+        print(f"database schema is up to date (revision {after})")
+    else:
+        print(f"database schema upgraded from {before or 'nothing'} to {after}")
     return 0
 
 
@@ -118,6 +146,36 @@ def _recluster(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _quarantine(args: argparse.Namespace, settings: Settings) -> int:
+    from app.db.session import Database
+    from app.errors import NotFound
+    from app.quarantine import service as quarantine_service
+
+    db = Database(settings.database_url)
+    try:
+        if args.action == "list":
+            with db.read() as session:
+                page = quarantine_service.list_page(session, after=args.after, limit=args.limit)
+            for e in page.events:
+                print(json.dumps(e.model_dump(mode="json"), ensure_ascii=False))
+            if page.next_after is not None:
+                print(f"more: --after {page.next_after}", file=sys.stderr)
+            return 0
+        with db.write() as session:
+            if args.action == "retry":
+                ids = None if args.all else args.ids
+                done = f"{quarantine_service.retry(session, ids=ids).released} event(s) released"
+            else:
+                done = f"{quarantine_service.drop(session, ids=args.ids).dropped} event(s) dropped"
+    except NotFound as exc:
+        print(f"quarantine {args.action} failed: {exc.detail}", file=sys.stderr)
+        return 1
+    finally:
+        db.dispose()
+    print(done)
+    return 0
+
+
 IMPORT_HELP = """\
 Load events and/or items from CSV (a header row names the columns) or JSON Lines (one object
 per line). Columns/keys are those of the API: events have user_id, type, item_id, text,
@@ -177,6 +235,23 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("version", type=int)
     show.set_defaults(run=_checkpoint)
 
+    quarantine = commands.add_parser(
+        "quarantine", help="events the worker could not fold: list, retry or drop them"
+    )
+    verbs = quarantine.add_subparsers(dest="action", required=True)
+    listing = verbs.add_parser("list", help="one JSON object per line, oldest first")
+    listing.add_argument("--after", type=int, help="continue after this id")
+    listing.add_argument("--limit", type=_positive, default=1000)
+    listing.set_defaults(run=_quarantine)
+    retry = verbs.add_parser("retry", help="put events back in the work queue")
+    which = retry.add_mutually_exclusive_group(required=True)
+    which.add_argument("ids", type=int, nargs="*", default=[], help="ids from `list`")
+    which.add_argument("--all", action="store_true", help="every quarantined event")
+    retry.set_defaults(run=_quarantine)
+    drop = verbs.add_parser("drop", help="delete events for good")
+    drop.add_argument("ids", type=int, nargs="+", help="ids from `list`")
+    drop.set_defaults(run=_quarantine)
+
     recluster = commands.add_parser(
         "recluster",
         help="train a new model generation with K clusters on all profiles and make it live",
@@ -196,7 +271,13 @@ def main(argv: list[str] | None = None) -> None:
     configure_logging(settings.log_level, settings.log_format)
     try:
         status = args.run(args, settings)
+        sys.stdout.flush()
     except UnsupportedDatabaseError as exc:
         print(f"{args.command} failed: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    except BrokenPipeError:
+        # The reader went away (`... | head`): not an error of ours. Point stdout at devnull so
+        # the interpreter's final flush does not fail again on the closed pipe.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        status = 141  # what a shell reports for a command killed by SIGPIPE
     raise SystemExit(status)

@@ -23,6 +23,10 @@ DEFAULT_EVENT_WEIGHTS = {
     "review": 3.0,
 }
 SCOPES = frozenset({"ingest", "read", "admin"})
+# The largest |weight| of an event type or of one event. Each event adds at most |w| to a profile
+# sum (embeddings are unit vectors, decay factors are <= 1), so sums of any realistic number of
+# events stay far from float64's 1.8e308 and profile math never overflows.
+MAX_WEIGHT = 1e6
 
 
 class WorkerMode(StrEnum):
@@ -63,8 +67,10 @@ def _check_weights(weights: dict[str, float]) -> dict[str, float]:
     if not weights:
         raise ValueError("at least one event type is required")
     for name, weight in weights.items():
-        if not name or len(name) > 32 or weight != weight or abs(weight) == float("inf"):
-            raise ValueError(f"bad event type or weight: {name!r}={weight!r}")
+        if not name or len(name) > 32 or not abs(weight) <= MAX_WEIGHT:
+            raise ValueError(
+                f"bad event type or weight (|weight| <= {MAX_WEIGHT:g}): {name!r}={weight!r}"
+            )
     return weights
 
 
@@ -96,6 +102,8 @@ class Settings(BaseSettings):
     checkpoints_keep: int = Field(20, ge=1)
     evaluate_interval_seconds: float = Field(60.0, gt=0)
     poll_interval_seconds: float = Field(0.2, gt=0)
+    # /readyz fails once every worker step has failed for this long (an inline worker only).
+    worker_stall_seconds: float = Field(60.0, ge=0)
     seed: int = 0
     log_format: LogFormat = LogFormat.text
     log_level: str = "INFO"

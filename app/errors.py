@@ -9,8 +9,11 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.db.errors import ADVICE, Trouble, classify, describe
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
@@ -58,6 +61,11 @@ class Forbidden(ProblemError):
 class PayloadTooLarge(ProblemError):
     status = 413
     title = "Payload too large"
+
+
+class UnsupportedMediaType(ProblemError):
+    status = 415
+    title = "Unsupported media type"
 
 
 class Unavailable(ProblemError):
@@ -126,17 +134,36 @@ def install_error_handlers(app: FastAPI) -> None:
             exc.status_code, _title(exc.status_code), str(exc.detail), headers=exc.headers
         )
 
-    @app.exception_handler(OperationalError)
-    async def _database_down(request: Request, exc: OperationalError) -> JSONResponse:
-        log.error("database error on %s %s: %s", request.method, request.url.path, exc.orig)
-        return await _problem(request, Unavailable("the database is unreachable; retry later"))
+    @app.exception_handler(DBAPIError)
+    @app.exception_handler(PoolTimeout)
+    async def _database_trouble(request: Request, exc: Exception) -> JSONResponse:
+        trouble = classify(exc)
+        if trouble is None:  # not the database's state: a bug or data it refused
+            return await _unexpected(request, exc)
+        # The route template, never the path: paths carry user and item ids.
+        log.error(
+            "database %s on %s %s: %s", trouble, request.method, _route(request), describe(exc)
+        )
+        headers = {"Retry-After": "1"} if trouble is Trouble.busy else None
+        return problem_response(503, "Service unavailable", ADVICE[trouble], headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        log.error(
+            "unhandled error on %s %s: %s",
+            request.method,
+            _route(request),
+            type(exc).__name__,
+            exc_info=exc,
+        )
         return problem_response(
             500, "Internal error", "an unexpected error occurred; it was logged"
         )
+
+
+def _route(request: Request) -> str:
+    """The matched route's template (`/v1/users/{user_id}/cluster`), or a placeholder."""
+    return getattr(request.scope.get("route"), "path", None) or "<unmatched>"
 
 
 def _title(status: int) -> str:

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from app.config import Settings, WorkerMode, get_settings
 from app.db.session import Database
+from app.edge import StrictPathMiddleware
 from app.errors import install_error_handlers
 from app.event.router import router as event_router
 from app.health.router import router as health_router
@@ -18,6 +19,7 @@ from app.model.cache import ModelCache
 from app.model.router import router as model_router
 from app.observability import install_observability
 from app.openapi import problem_openapi
+from app.quarantine.router import router as quarantine_router
 from app.stats.router import router as stats_router
 from app.user.router import router as user_router
 from app.worker.loop import Worker
@@ -54,6 +56,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1.0.0",
         summary="Live, explainable interest clusters of users from their interaction events.",
         lifespan=lifespan,
+        # `/v1/users/u/` is not `/v1/users/u`: a 404, not a 307 that clients follow blindly
+        # (and that would make an id ending in `/` look like another one).
+        redirect_slashes=False,
     )
     app.state.settings = settings
     install_error_handlers(app)
@@ -64,8 +69,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         user_router,
         model_router,
         stats_router,
+        quarantine_router,
     ):
         app.include_router(router)
+    app.add_middleware(StrictPathMiddleware)  # inside observability: counted, with a request id
     install_observability(app)
-    app.openapi = problem_openapi(app)  # type: ignore[method-assign]
+    app.openapi = problem_openapi(app, event_types=sorted(settings.event_weights))  # type: ignore[method-assign]
     return app

@@ -42,21 +42,33 @@ DESCRIPTIONS = {
     "401": "No API key, or not a valid one",
     "403": "The API key lacks the scope",
     "413": "Body too large",
+    "415": "The body is not declared as JSON",
     "422": "Invalid request; nothing was stored",
     "503": "The database is unreachable",
 }
 
 
-def problem_openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
-    """A replacement for `app.openapi` that documents errors as problem+json."""
+def problem_openapi(app: FastAPI, *, event_types: list[str]) -> Callable[[], dict[str, Any]]:
+    """A replacement for `app.openapi` that documents errors as problem+json and the event
+    types this deployment accepts (they come from settings, so the model cannot list them)."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            _document_problems(generate())  # generate() caches the document; edit it in place
+            document = generate()  # generate() caches the document; edit it in place
+            _document_problems(document)
+            _document_event_types(document, event_types)
         return app.openapi_schema  # type: ignore[return-value]
 
     return openapi
+
+
+def _document_event_types(document: dict[str, Any], event_types: list[str]) -> None:
+    """An `enum` on the event's `type`: without it a schema-driven client or fuzzer cannot build
+    one valid event."""
+    body = document["paths"]["/v1/events"]["post"]["requestBody"]["content"]["application/json"]
+    event = body["schema"]["properties"]["events"]["items"]
+    event["properties"]["type"]["enum"] = list(event_types)
 
 
 def _document_problems(document: dict[str, Any]) -> None:
@@ -73,7 +85,7 @@ def _document_problems(document: dict[str, Any]) -> None:
             if operation.get("parameters") or operation.get("requestBody"):
                 added.add("422")
             if operation.get("requestBody"):
-                added.add("413")
+                added |= {"413", "415"}
             for status in added:
                 responses.setdefault(status, {"description": DESCRIPTIONS[status]})
             for status, response in responses.items():

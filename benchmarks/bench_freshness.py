@@ -1,11 +1,11 @@
 """Freshness: under a sustained event rate, how long from an event's 202 until
 GET /v1/users/{id}/cluster reflects it.
 
-    python benchmarks/bench_freshness.py ../shared/data/movielens-ml-latest-small \
+    python -m benchmarks.bench_freshness ../shared/data/movielens-ml-latest-small \
         --database-url sqlite:////tmp/interest-clusters-bench/freshness/bench.db \
         --database-url postgresql+psycopg://postgres@127.0.0.1:5432/bench_freshness
 
-Set-up, straight into the database: the MovieLens movies as items ("title — genres") with their
+Set-up, straight into the database: the MovieLens movies as items (movielens.py) with their
 vectors already in the embedding cache (steady state: the catalogue is known), and S seed users
 with E unapplied events each. `python -m app serve` with the worker inline (or `--worker
 process`: API with APP_WORKER=off plus `python -m app worker`) then folds them and fits the
@@ -26,16 +26,14 @@ import json
 import multiprocessing
 import random
 import time
-import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
-import common
-import seed
-from loadgen import HttpConnection
-
 from app.db.session import Database
-from app.embedding.embedder import load_embedder
+from app.embedding.embedder import DEFAULT_MODEL_ID, load_embedder
+from benchmarks import common, movielens, seed
+from benchmarks.loadgen import HttpConnection
+from benchmarks.service import AUTH, Client, Service
 
 TYPES = ["view", "click", "like", "dislike", "share"]
 POLL = 0.05  # the polling is load on the API too: 20 Hz per probe, at most MAX_PROBES at once
@@ -70,7 +68,7 @@ async def _load(port: int, items: list[str], args: dict) -> dict:
 
     async def sender() -> None:
         nonlocal sent, acked
-        conn = HttpConnection("127.0.0.1", port, common.AUTH)
+        conn = HttpConnection("127.0.0.1", port, AUTH)
         while (await slots.get()) is not None:
             users = [rng.randrange(probes, args["users"]) for _ in range(args["batch"])]
             body = json.dumps({"events": [event(u) for u in users]}).encode()
@@ -81,7 +79,7 @@ async def _load(port: int, items: list[str], args: dict) -> dict:
 
     async def probe(user: int) -> None:
         nonlocal missed
-        conn = HttpConnection("127.0.0.1", port, common.AUTH)
+        conn = HttpConnection("127.0.0.1", port, AUTH)
         body = json.dumps({"events": [event(user)]}).encode()
         status, _ = await conn.request("POST", "/v1/events", body)
         acked_at = time.perf_counter()
@@ -123,30 +121,13 @@ def _run(port: int, items: list[str], args: dict, queue: multiprocessing.Queue) 
     queue.put(uvloop.run(_load(port, items, args)))
 
 
-def stats(port: int) -> dict:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/stats", headers=common.AUTH)
-    with urllib.request.urlopen(request, timeout=30) as r:
-        return json.load(r)
-
-
-def wait_until_idle(port: int, *, timeout: float) -> dict:
-    """Until every event is applied and a model exists."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        s = stats(port)
-        if s["events"]["pending"] == 0 and s["model"]["version"] is not None:
-            return s
-        time.sleep(1)
-    raise SystemExit(f"the worker did not catch up within {timeout:.0f} s: {s}")
-
-
 def bench_database(url: str, args: argparse.Namespace) -> list[list[object]]:
     kind = common.backend(url)
-    texts = common.movielens_texts(args.movielens)
+    texts = movielens.item_texts(args.movielens)
     common.fresh_database(url)
     db = Database(url)
     seed.items(db, {f"m{m}": t for m, t in texts.items()})
-    seed.warm_cache(db, load_embedder("all-MiniLM-L6-v2"), list(texts.values()))
+    seed.warm_cache(db, load_embedder(DEFAULT_MODEL_ID), list(texts.values()))
     rng = random.Random(0)
     items = [f"m{m}" for m in texts]
     now = datetime.now(UTC)
@@ -164,36 +145,36 @@ def bench_database(url: str, args: argparse.Namespace) -> list[list[object]]:
     settings = {"min_users_first_fit": min(1000, args.seed_users)}
     log_dir = common.work_dir("freshness")
     inline = args.worker == "inline"
-    with common.service(url, log_dir=log_dir, worker="inline" if inline else "off", **settings) as (
-        port,
-        server,
+    with (
+        Service(url, log_dir=log_dir, worker="inline" if inline else "off", **settings) as server,
+        server.worker() if not inline else contextlib.nullcontext() as worker_proc,
     ):
-        worker = None if inline else common.worker_process(url, log_dir=log_dir, **settings)
-        with worker or contextlib.nullcontext() as worker_proc:
-            setup = time.perf_counter()
-            wait_until_idle(port, timeout=1800)
-            setup = time.perf_counter() - setup
-            load_args = {
-                "users": args.seed_users * 2,  # half of the load goes to users not seen yet
-                "probes": args.probes,
-                "events_per_user": args.events_per_user,
-                "rate": args.rate,
-                "batch": args.batch,
-                "seconds": args.seconds,
-                "connections": args.connections,
-                "probe_rate": args.probe_rate,
-            }
-            ctx = multiprocessing.get_context("spawn")
-            queue = ctx.Queue()
-            proc = ctx.Process(target=_run, args=(port, items, load_args, queue), name="loadgen")
-            proc.start()
-            result = queue.get()
-            proc.join()
-            drained = time.perf_counter()
-            final = wait_until_idle(port, timeout=600)
-            drained = time.perf_counter() - drained
-            pid = server.pid if inline else worker_proc.pid
-            rss = common.rss_peak_mb(pid)
+        port = server.port
+        client = Client(server.url)
+        setup = time.perf_counter()
+        client.wait_model(timeout=1800)
+        setup = time.perf_counter() - setup
+        load_args = {
+            "users": args.seed_users * 2,  # half of the load goes to users not seen yet
+            "probes": args.probes,
+            "events_per_user": args.events_per_user,
+            "rate": args.rate,
+            "batch": args.batch,
+            "seconds": args.seconds,
+            "connections": args.connections,
+            "probe_rate": args.probe_rate,
+        }
+        ctx = multiprocessing.get_context("spawn")
+        queue = ctx.Queue()
+        proc = ctx.Process(target=_run, args=(port, items, load_args, queue), name="loadgen")
+        proc.start()
+        result = queue.get()
+        proc.join()
+        drained = time.perf_counter()
+        final = client.wait_model(timeout=600)
+        drained = time.perf_counter() - drained
+        pid = server.pid if inline else worker_proc.pid
+        rss = common.rss_peak_mb(pid)
 
     f = result["freshness"]
     rate = result["acked"] / result["send_seconds"]

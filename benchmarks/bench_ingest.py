@@ -1,7 +1,7 @@
 """Ingest: POST /v1/events against a raw SQLAlchemy bulk insert of the same rows, and
 single-event requests against a trivial endpoint of the same server.
 
-    python benchmarks/bench_ingest.py \
+    python -m benchmarks.bench_ingest \
         --database-url sqlite:////tmp/interest-clusters-bench/ingest/bench.db \
         --database-url postgresql+psycopg://postgres@127.0.0.1:5432/bench_ingest
 
@@ -17,9 +17,11 @@ import random
 import time
 from datetime import UTC, datetime, timedelta
 
-import common
-from loadgen import run_load
 from sqlalchemy import insert
+
+from benchmarks import common
+from benchmarks.loadgen import run_load
+from benchmarks.service import AUTH, Service
 
 TYPES = ["view", "click", "like", "dislike", "share", "purchase"]
 
@@ -92,13 +94,14 @@ def bench_database(url: str, args: argparse.Namespace) -> list[list[object]]:
 
     common.fresh_database(url)
     rows: list[list[object]] = []
-    with common.service(url, log_dir=log_dir, worker="off") as (port, _):
-        run_load(port, as_requests(warm, args.batch), concurrency=2, headers=common.AUTH)
+    with Service(url, log_dir=log_dir, worker="off") as service:
+        port = service.port
+        run_load(port, as_requests(warm, args.batch), concurrency=2, headers=AUTH)
         load = run_load(
             port,
             as_requests(events, args.batch),
             concurrency=args.concurrency,
-            headers=common.AUTH,
+            headers=AUTH,
         )
         check(load.statuses, 202)
         http = args.events / load.seconds
@@ -132,7 +135,7 @@ def bench_database(url: str, args: argparse.Namespace) -> list[list[object]]:
             as_requests(singles, 1),
             concurrency=16,
             duration=args.seconds,
-            headers=common.AUTH,
+            headers=AUTH,
         )
         check(single.statuses, 202)
         trivial = run_load(
@@ -140,7 +143,7 @@ def bench_database(url: str, args: argparse.Namespace) -> list[list[object]]:
             [("GET", "/healthz", b"")],
             concurrency=16,
             duration=args.seconds,
-            headers=common.AUTH,
+            headers=AUTH,
         )
         check(trivial.statuses, 200)
         rows.append([kind, "POST /v1/events, 1 event/request, c=16 (req/s)", single.rate, "", ""])

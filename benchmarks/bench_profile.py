@@ -1,12 +1,12 @@
 """Profile stage (`app.profile.service.apply_pending`), cold and warm, against raw encoding.
 
-    python benchmarks/bench_profile.py ../shared/data/movielens-ml-latest-small \
+    python -m benchmarks.bench_profile ../shared/data/movielens-ml-latest-small \
         --database-url sqlite:////tmp/interest-clusters-bench/profile/bench.db \
         --database-url postgresql+psycopg://postgres@127.0.0.1:5432/bench_profile
 
-Cold: N events, each with a text never seen before (MovieLens "title — genres"), against
-`Embedder.encode` (the model's own `encode`, batch 64) on the same texts in the same process.
-Warm: every MovieLens rating as an event in time order (>= 4 like, <= 2 dislike, else view),
+Cold: N events, each with a text never seen before (a MovieLens movie, see movielens.py),
+against `Embedder.encode` (the model's own `encode`, batch 64) on the same texts in the same
+process. Warm: MovieLens ratings as events in time order (movielens.py maps ratings to types),
 referring to items whose texts are all in the embedding cache already.
 The stage runs in this process with the app's default settings (batch_size 1024).
 """
@@ -19,13 +19,11 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import common
-import seed
-
 from app.config import load_settings
 from app.db.session import Database
 from app.embedding.embedder import load_embedder
 from app.profile.service import apply_pending
+from benchmarks import common, movielens, seed
 
 
 def drain(db: Database, embedder, settings) -> tuple[int, float, int]:  # type: ignore[no-untyped-def]
@@ -44,7 +42,7 @@ def bench_database(url: str, args: argparse.Namespace) -> list[list[object]]:
     kind = common.backend(url)
     settings = load_settings(database_url=url, worker="off", api_keys={})
     embedder = load_embedder(settings.embedding_model)
-    texts = common.movielens_texts(args.movielens)
+    texts = movielens.item_texts(args.movielens)
     movie_ids = list(texts)
     cold_ids = movie_ids[: args.cold]
 
@@ -88,18 +86,18 @@ def bench_database(url: str, args: argparse.Namespace) -> list[list[object]]:
 
     # Warm: the rest of the catalogue into the cache (untimed), then replay the ratings.
     seed.warm_cache(db, embedder, [texts[m] for m in movie_ids])
-    ratings = common.movielens_ratings(args.movielens)[: args.warm]
+    ratings = movielens.ratings(args.movielens)[: args.warm]
     seed.events(
         db,
         (
             {
                 "event_id": f"r{n}",
-                "user_id": f"ml{u}",
-                "type": common.rating_type(r),
-                "item_id": f"m{m}",
-                "occurred_at": datetime.fromtimestamp(t, UTC),
+                "user_id": f"ml{r.user}",
+                "type": r.event_type,
+                "item_id": f"m{r.movie}",
+                "occurred_at": r.occurred_at,
             }
-            for n, (u, m, r, t) in enumerate(ratings)
+            for n, r in enumerate(ratings)
         ),
     )
     applied, seconds, encoded = drain(db, embedder, settings)

@@ -1,6 +1,6 @@
 """GET /v1/users/{id}/cluster with many users: throughput, and latency at a fixed rate.
 
-    python benchmarks/bench_query.py --users 100000 \
+    python -m benchmarks.bench_query --users 100000 \
         --database-url sqlite:////tmp/interest-clusters-bench/query/bench.db \
         --database-url postgresql+psycopg://postgres@127.0.0.1:5432/bench_query
 
@@ -16,19 +16,16 @@ is the trivial-endpoint limit of this client and machine.
 from __future__ import annotations
 
 import argparse
-import json
 import random
-import urllib.request
 from datetime import UTC, datetime
-
-import common
-import seed
-from loadgen import run_load
 
 from app.config import load_settings
 from app.db.session import Database
 from app.embedding.embedder import DEFAULT_MODEL_ID
 from app.model.trainer import Trainer
+from benchmarks import common, seed
+from benchmarks.loadgen import run_load
+from benchmarks.service import AUTH, Client, Service
 
 DIM = 384
 
@@ -100,28 +97,25 @@ def bench_database(url: str, args: argparse.Namespace) -> list[list[object]]:
     paths = [
         ("GET", f"/v1/users/u{rng.randrange(args.users)}/cluster", b"") for _ in range(100_000)
     ]
-    with common.service(url, log_dir=common.work_dir("query"), worker="off") as (port, _):
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{port}{paths[0][1]}", headers=common.AUTH
-        )
-        with urllib.request.urlopen(request) as r:
-            answer = json.load(r)
+    with Service(url, log_dir=common.work_dir("query"), worker="off") as service:
+        port = service.port
+        answer = Client(service.url).cluster("u0")
         assert answer["status"] == "assigned", answer
         c = args.concurrency
-        run_load(port, paths, concurrency=c, duration=2, headers=common.AUTH)  # warm-up
-        ceiling = run_load(port, paths, concurrency=c, duration=args.seconds, headers=common.AUTH)
+        run_load(port, paths, concurrency=c, duration=2, headers=AUTH)  # warm-up
+        ceiling = run_load(port, paths, concurrency=c, duration=args.seconds, headers=AUTH)
         paced = run_load(
-            port, paths, concurrency=c, duration=args.seconds, headers=common.AUTH, rate=args.rate
+            port, paths, concurrency=c, duration=args.seconds, headers=AUTH, rate=args.rate
         )
         # Past its ceiling a paced run only measures a growing queue; at half the ceiling it
         # says what a request costs when the server keeps up.
         half = run_load(
-            port, paths, concurrency=c, duration=args.seconds, headers=common.AUTH,
+            port, paths, concurrency=c, duration=args.seconds, headers=AUTH,
             rate=ceiling.rate / 2,
         )  # fmt: skip
         trivial = run_load(
             port, [("GET", "/healthz", b"")], concurrency=c, duration=args.seconds,
-            headers=common.AUTH,
+            headers=AUTH,
         )  # fmt: skip
     for result in (ceiling, paced, half):
         if set(result.statuses) != {200}:

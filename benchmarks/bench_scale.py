@@ -1,15 +1,15 @@
 """Scale: U users / N events through the HTTP API and a separate worker process: time to ingest,
 time until every event is folded and every profile trained, and the worker's peak memory.
 
-    python benchmarks/bench_scale.py ../shared/data/movielens-ml-latest-small \
+    python -m benchmarks.bench_scale ../shared/data/movielens-ml-latest-small \
         --database-url postgresql+psycopg://postgres@127.0.0.1:5432/bench_scale \
         --users 100000 --events 1000000
 
 The issue's size is --users 1000000 --events 10000000; time grows linearly in events (every
 stage is per event or per changed profile), so a smaller run extrapolates; run two sizes to
-see memory's trend. Items: the MovieLens movies ("title — genres", ~9.7k texts, a bounded
-vocabulary), POSTed through the API; their vectors are put in the embedding cache first unless
---cold-cache (encoding 9.7k texts once is a fixed cost, measured by bench_profile.py). Events:
+see memory's trend. Items: the MovieLens movies (~9.7k texts, a bounded vocabulary;
+movielens.py), POSTed through the API; their vectors are put in the embedding cache first unless
+--cold-cache (encoding 9.7k texts once is a fixed cost, measured by bench_profile). Events:
 uniformly random users and items, POSTed in batches of 1000 by another process while
 `python -m app worker` (the API has APP_WORKER=off) folds and trains. Peak memory is the
 worker's VmHWM from /proc.
@@ -22,20 +22,18 @@ import asyncio
 import json
 import multiprocessing
 import random
-import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
-import common
-import seed
-from loadgen import HttpConnection
 from sqlalchemy import func, select
 
 from app.db.models import Event, UserProfile
 from app.db.session import Database
-from app.embedding.embedder import load_embedder
+from app.embedding.embedder import DEFAULT_MODEL_ID, load_embedder
+from benchmarks import common, movielens, seed
+from benchmarks.loadgen import HttpConnection
+from benchmarks.service import AUTH, Client, Service
 
 TYPES = ["view", "click", "like", "dislike", "share", "purchase"]
 
@@ -49,7 +47,7 @@ async def _ingest(port: int, items: list[str], args: dict) -> float:
     async def connection(index: int) -> None:
         nonlocal position
         rng = random.Random(index)
-        conn = HttpConnection("127.0.0.1", port, common.AUTH)
+        conn = HttpConnection("127.0.0.1", port, AUTH)
         while position < batches:
             position += 1
             events = [
@@ -74,18 +72,6 @@ def _run(port: int, items: list[str], args: dict, queue: multiprocessing.Queue) 
     queue.put(uvloop.run(_ingest(port, items, args)))
 
 
-def post_items(port: int, texts: dict[str, str]) -> None:
-    entries = [{"item_id": f"m{m}", "text": t} for m, t in texts.items()]
-    for start in range(0, len(entries), 1000):
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/v1/items",
-            data=json.dumps({"items": entries[start : start + 1000]}).encode(),
-            headers={**common.AUTH, "Content-Type": "application/json"},
-            method="POST",
-        )
-        urllib.request.urlopen(request, timeout=60).close()
-
-
 def progress(db: Database) -> tuple[int, int]:
     """(pending events, untrained profiles)."""
     with db.read() as session:
@@ -108,21 +94,22 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=7200, help="give up after (s)")
     args = parser.parse_args()
     print(common.machine())
-    print("command:", " ".join(sys.argv))
+    print("command:", common.command_line())
 
     url = args.database_url
-    texts = common.movielens_texts(args.movielens)
+    texts = movielens.item_texts(args.movielens)
     common.fresh_database(url)
     db = Database(url)
     if not args.cold_cache:
-        seed.warm_cache(db, load_embedder("all-MiniLM-L6-v2"), list(texts.values()))
+        seed.warm_cache(db, load_embedder(DEFAULT_MODEL_ID), list(texts.values()))
     log_dir = common.work_dir("scale")
     samples: list[tuple[float, int, int, float]] = []  # t, pending, untrained, worker RSS MiB
     with (
-        common.service(url, log_dir=log_dir, worker="off") as (port, server),
-        common.worker_process(url, log_dir=log_dir) as worker,
+        Service(url, log_dir=log_dir, worker="off") as server,
+        server.worker() as worker,
     ):
-        post_items(port, texts)
+        port = server.port
+        Client(server.url).post_items({f"m{m}": t for m, t in texts.items()})
         started = time.perf_counter()
         stop = threading.Event()
 

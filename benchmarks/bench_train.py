@@ -1,6 +1,6 @@
 """Train stage (`Trainer.step`) profile updates/s against raw `MiniBatchKMeans.partial_fit`.
 
-    python benchmarks/bench_train.py --users 100000 \
+    python -m benchmarks.bench_train --users 100000 \
         --database-url sqlite:////tmp/interest-clusters-bench/train/bench.db \
         --database-url postgresql+psycopg://postgres@127.0.0.1:5432/bench_train
 
@@ -16,9 +16,7 @@ from __future__ import annotations
 import argparse
 import time
 
-import common
 import numpy as np
-import seed
 from sklearn.cluster import MiniBatchKMeans
 
 from app.clustering.vectors import unit_rows
@@ -27,6 +25,7 @@ from app.db.models import UserProfile
 from app.db.session import Database
 from app.embedding.embedder import DEFAULT_MODEL_ID
 from app.model.trainer import Trainer
+from benchmarks import common, seed
 
 DIM = 384  # all-MiniLM-L6-v2
 

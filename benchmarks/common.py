@@ -1,30 +1,19 @@
-"""What every benchmark shares: databases, the service in its own process, tables, MovieLens."""
+"""What every benchmark shares: the machine line, fresh databases, scratch folders, tables."""
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import csv
 import os
 import platform
-import socket
-import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
-
-ROOT = Path(__file__).resolve().parents[1]
-PYTHON = sys.executable
-API_KEY = "bench-key-0123456789abcdef"
-AUTH = {"Authorization": f"Bearer {API_KEY}"}
 
 
 def machine() -> str:
@@ -73,94 +62,6 @@ def backend(url: str) -> str:
     return "sqlite" if url.startswith("sqlite") else "postgresql"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def app_env(database_url: str, **settings: object) -> dict[str, str]:
-    """The environment of a service process: APP_* settings, quiet logs, one API key."""
-    env = dict(os.environ)
-    env.update(
-        {
-            "APP_DATABASE_URL": database_url,
-            "APP_API_KEYS": f"{API_KEY}:admin",
-            "APP_LOG_LEVEL": "WARNING",  # no per-request access log on the hot path
-            "PYTHONPATH": str(ROOT),
-        }
-    )
-    env.update({f"APP_{k.upper()}": str(v) for k, v in settings.items()})
-    return env
-
-
-@contextlib.contextmanager
-def service(
-    database_url: str, *, log_dir: Path, ready_path: str = "/healthz", **settings: object
-) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
-    """`python -m app serve` in its own process; yields (port, process) once it answers."""
-    port = free_port()
-    log = open(log_dir / f"serve-{port}.log", "wb")  # noqa: SIM115 (closed below)
-    proc = subprocess.Popen(
-        [PYTHON, "-m", "app", "serve", "--port", str(port)],
-        cwd=ROOT,
-        env=app_env(database_url, **settings),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_http(port, ready_path, proc, timeout=180)
-        yield port, proc
-    finally:
-        stop(proc)
-        log.close()
-
-
-@contextlib.contextmanager
-def worker_process(
-    database_url: str, *, log_dir: Path, **settings: object
-) -> Iterator[subprocess.Popen[bytes]]:
-    """`python -m app worker` in its own process."""
-    log = open(log_dir / "worker.log", "wb")  # noqa: SIM115 (closed below)
-    proc = subprocess.Popen(
-        [PYTHON, "-m", "app", "worker"],
-        cwd=ROOT,
-        env=app_env(database_url, **settings),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        yield proc
-    finally:
-        stop(proc)
-        log.close()
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def wait_http(port: int, path: str, proc: subprocess.Popen[bytes], *, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"the service exited with {proc.returncode}; see its log")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"the service did not answer {path} within {timeout:.0f} s")
-
-
 def rss_peak_mb(pid: int) -> float:
     """Peak resident set size (VmHWM) of a live process, in MiB."""
     return _proc_status_mb(pid, "VmHWM:")
@@ -206,11 +107,18 @@ def report_per_database(
 ) -> None:
     """Print the machine and command, run `bench_database(url, args)` per URL, print one table."""
     print(machine())
-    print("command:", " ".join(sys.argv))
+    print("command:", command_line())
     rows: list[list[object]] = []
     for url in args.database_url:
         rows += bench_database(url, args)
     print(table(title, ["db", "measure", "value", "target", ""], rows))
+
+
+def command_line() -> str:
+    """How this script was started, as `python -m benchmarks.NAME ARGS`."""
+    spec = getattr(sys.modules["__main__"], "__spec__", None)
+    name = spec.name if spec else sys.argv[0]
+    return " ".join(["python -m", name, *sys.argv[1:]])
 
 
 def verdict(value: float, target: float, *, higher_is_better: bool = True) -> str:
@@ -223,24 +131,3 @@ def work_dir(name: str) -> Path:
     path = Path(tempfile.gettempdir()) / "interest-clusters-bench" / name
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def movielens_texts(data_dir: Path) -> dict[str, str]:
-    """movieId -> "title — genres" (as in the README's example)."""
-    with open(data_dir / "movies.csv", newline="", encoding="utf-8") as f:
-        return {row["movieId"]: f"{row['title']} — {row['genres']}" for row in csv.DictReader(f)}
-
-
-def movielens_ratings(data_dir: Path) -> list[tuple[str, str, float, int]]:
-    """(userId, movieId, rating, timestamp) in time order."""
-    with open(data_dir / "ratings.csv", newline="", encoding="utf-8") as f:
-        rows = [
-            (r["userId"], r["movieId"], float(r["rating"]), int(r["timestamp"]))
-            for r in csv.DictReader(f)
-        ]
-    rows.sort(key=lambda r: r[3])
-    return rows
-
-
-def rating_type(rating: float) -> str:
-    return "like" if rating >= 4.0 else "dislike" if rating <= 2.0 else "view"

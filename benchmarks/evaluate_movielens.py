@@ -1,15 +1,15 @@
 """Evaluate the service on MovieLens (ml-latest-small), through its HTTP API.
 
-    .venv/bin/python benchmarks/evaluate_movielens.py /work/shared/data/movielens-ml-latest-small
-    .venv/bin/python benchmarks/evaluate_movielens.py DATA_DIR --clusters 4,8,16,32 \
+    .venv/bin/python -m benchmarks.evaluate_movielens /work/shared/data/movielens-ml-latest-small
+    .venv/bin/python -m benchmarks.evaluate_movielens DATA_DIR --clusters 4,8,16,32 \
         --half-life-days 30,365 --no-plots
-    .venv/bin/python benchmarks/evaluate_movielens.py DATA_DIR --url http://127.0.0.1:8000 \
+    .venv/bin/python -m benchmarks.evaluate_movielens DATA_DIR --url http://127.0.0.1:8000 \
         --database-url sqlite:////path/app.db   # a running service, started on an empty database
 
 Each configuration starts `python -m app serve` on a fresh SQLite file under benchmarks/out/
-(copied from benchmarks/out/warm.db, which holds only the embedding cache of earlier runs),
-replays the history through POST /v1/items and /v1/events in time order, waits for the final
-model, and scores: recall@20 of cluster-popularity recommendations (cluster from GET
+whose embedding cache already holds the movie texts' vectors (seed.warm_cache: encoded once per
+machine), replays the history through POST /v1/items and /v1/events in time order, waits for
+the final model, and scores: recall@20 of cluster-popularity recommendations (cluster from GET
 /v1/users/{id}/cluster) vs global popularity vs exact KMeans(n_init=10) on the same profiles;
 inertia, silhouette and Davies-Bouldin vs GET /v1/clusters/metrics; the dynamics from
 /v1/clusters/metrics/history. Results: benchmarks/out/results/NAME.json; plots: benchmarks/plots/.
@@ -19,36 +19,26 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
-import sys
+import shutil
 import time
+from functools import cache
 from pathlib import Path
+from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from evaluation import data  # noqa: E402
-from evaluation.run import Config, evaluate, replay  # noqa: E402
-from evaluation.service import Client, Service  # noqa: E402
+from app.db.session import Database
+from app.embedding.embedder import DEFAULT_MODEL_ID, Embedder, load_embedder
+from benchmarks import common, movielens, seed
+from benchmarks.evaluation.run import SERVICE_SETTINGS, Config, evaluate, replay, setting_kwargs
+from benchmarks.movielens import MovieLens
+from benchmarks.service import Client, Service
 
 HERE = Path(__file__).resolve().parent
-# The evaluation's service settings. MovieLens small has 610 users, so the first fit may not
-# wait for the production default of 3000; see EVALUATION.md for each choice.
-DEFAULTS = {
-    "APP_MIN_USERS_FIRST_FIT": "200",
-    "APP_BATCH_SIZE": "1024",
-    "APP_EVALUATE_INTERVAL_SECONDS": "0.5",
-    "APP_POLL_INTERVAL_SECONDS": "0.05",
-    "APP_CONSOLIDATE_INTERVAL_SECONDS": "0",  # a replay of minutes: consolidate whenever idle
-    "APP_LOG_LEVEL": "WARNING",
-}
 
 
 def main() -> None:
     args = _parser().parse_args()
-    # A terminated evaluation still stops the service it started (the `with` blocks unwind).
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.compare:
-        from evaluation import plots
+        from benchmarks.evaluation import plots
 
         saved = [
             json.loads(p.read_text()) for p in sorted((args.out / "results").glob("k*-hl*.json"))
@@ -65,7 +55,7 @@ def main() -> None:
         for path in plots.dynamics(main_run, args.plots):
             print(f"plot: {path}")
         return
-    ml = data.load(args.data_dir)
+    ml = movielens.load(args.data_dir)
     print(
         f"MovieLens: {len(ml.titles)} movies, {len(ml.train)} history ratings, "
         f"{sum(map(len, ml.test.values()))} held out, {len(ml.test)} users",
@@ -77,7 +67,7 @@ def main() -> None:
     results = []
     for k in args.clusters:
         for half_life in args.half_life_days:
-            settings = DEFAULTS | extra
+            settings = SERVICE_SETTINGS | extra
             settings |= {"APP_CLUSTERS": str(k), "APP_PROFILE_HALF_LIFE_DAYS": half_life}
             config = Config(
                 settings=settings, chunks=args.chunks, tags=args.tags, recluster=args.recluster
@@ -90,22 +80,39 @@ def main() -> None:
                 steps = replay(client, ml, config)
                 result = evaluate(client, ml, config, database_url=args.database_url)
             else:
-                with Service(out / "runs" / name, settings, warm_db=out / "warm.db") as svc:
-                    client = Client(svc.url, args.api_key)
-                    steps = replay(client, ml, config)
-                    result = evaluate(
-                        client, ml, config, database_url=svc.database_url, service=svc
-                    )
-                svc.save_warm_db(out / "warm.db")
+                steps, result = run_service(out / "runs" / name, ml, config)
             result |= {"name": name, "steps": steps, "seconds": time.perf_counter() - started}
             (out / "results" / f"{name}.json").write_text(json.dumps(result, indent=1))
             print(summary(result), flush=True)
             results.append(result)
     if not args.no_plots:
-        from evaluation import plots
+        from benchmarks.evaluation import plots
 
         for path in plots.dynamics(results[0], args.plots):
             print(f"plot: {path}")
+
+
+def run_service(
+    run_dir: Path, ml: MovieLens, config: Config
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """A fresh service on its own SQLite file in run_dir: replay, then score."""
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir(parents=True)
+    url = common.fresh_database(f"sqlite:///{run_dir / 'app.db'}")
+    db = Database(url)
+    try:  # the subject is the clustering, not encoding: the texts' vectors are cached already
+        seed.warm_cache(db, embedder(), list(ml.item_texts(with_tags=config.tags).values()))
+    finally:
+        db.dispose()
+    with Service(url, log_dir=run_dir, worker="inline", **setting_kwargs(config.settings)) as svc:
+        client = Client(svc.url)
+        steps = replay(client, ml, config)
+        return steps, evaluate(client, ml, config, database_url=url, service=svc)
+
+
+@cache
+def embedder() -> Embedder:
+    return load_embedder(DEFAULT_MODEL_ID)
 
 
 def summary(r: dict) -> str:  # type: ignore[type-arg]

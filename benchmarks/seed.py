@@ -7,13 +7,13 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
-from common import work_dir
 from sqlalchemy import insert
 
 from app.db.models import Embedding, Event, Item, UserProfile
 from app.db.session import Database
 from app.embedding import repository as embedding_repository
 from app.embedding.embedder import Embedder, text_hash
+from benchmarks.common import work_dir
 
 CHUNK = 5000
 

@@ -39,10 +39,11 @@ TOPICS = {
 
 
 def drain(db: Database, embedder: Embedder, settings: Settings) -> int:
-    """Run the profile stage until nothing is processable; returns events applied."""
+    """Run the profile stage until nothing is processable; returns events applied (events it
+    quarantined are not counted)."""
     total = 0
-    while applied := apply_pending(db, embedder, settings).applied:
-        total += applied
+    while (step := apply_pending(db, embedder, settings)).applied or step.quarantined:
+        total += step.applied
     return total
 
 

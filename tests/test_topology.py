@@ -124,7 +124,7 @@ class Topology:
 @pytest.fixture
 def topology(db: Database, database_url: str, tmp_path: Path) -> Iterator[Topology]:
     if not database_url.startswith("postgresql"):
-        pytest.skip("the multi-process topology needs PostgreSQL (TEST_DATABASE_URL)")
+        pytest.skip("PostgreSQL cell: TEST_DATABASE_URL is not set")
     running = Topology(database_url, tmp_path)
     yield running
     running.stop_all()
@@ -165,6 +165,7 @@ def trainer_of(topology: Topology, names: list[str]) -> str | None:
     return holders[0] if holders else None
 
 
+@pytest.mark.postgres_only
 def test_standby_takes_over_and_every_event_is_applied_once(topology: Topology, db: Database):
     logs = topology.logs
     migrate = subprocess.run(

@@ -12,9 +12,20 @@ MIN_NORM = 1e-9
 
 def unit_vectors(sums: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(rows, kept): the (n, d) sums scaled to unit length as float32, leaving out those whose
-    norm is not above MIN_NORM (they have no direction), and the indexes of the rows kept."""
-    norms = np.linalg.norm(sums, axis=1)
-    kept = np.flatnonzero(norms > MIN_NORM)
+    norm is not above MIN_NORM (they have no direction), and the indexes of the rows kept.
+
+    A sum that is not finite has no direction either and is left out. A finite sum whose squared
+    norm overflows (components beyond ~1e154) is scaled first, so it keeps its direction instead
+    of becoming a zero vector that would still be placed somewhere."""
+    finite = np.isfinite(sums).all(axis=1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        norms = np.linalg.norm(sums, axis=1)
+    huge = finite & ~np.isfinite(norms)
+    if huge.any():
+        sums = sums.copy()
+        sums[huge] /= np.abs(sums[huge]).max(axis=1, keepdims=True)
+        norms[huge] = np.linalg.norm(sums[huge], axis=1)
+    kept = np.flatnonzero(finite & (norms > MIN_NORM))
     return (sums[kept] / norms[kept, None]).astype(np.float32), kept
 
 

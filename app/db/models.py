@@ -151,3 +151,16 @@ class ClusterAssignment(Base):
     cluster_id: Mapped[int] = mapped_column(Integer)
     distance: Mapped[float] = mapped_column(Float)
     assigned_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class QuarantinedEvent(Base):
+    """An event the worker could not fold, set aside with the reason so that everyone else's
+    events flow on. It stays unapplied in `event`; retrying deletes this row, dropping deletes
+    the event too."""
+
+    __tablename__ = "quarantined_event"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)  # event.id
+    user_id: Mapped[str] = mapped_column(String(ID_LENGTH), index=True)  # erasure finds it
+    reason: Mapped[str] = mapped_column(Text)
+    quarantined_at: Mapped[datetime] = mapped_column(UTCDateTime)

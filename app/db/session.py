@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -13,11 +15,14 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.db.errors import Trouble, classify
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # Values per `IN (...)` list: a statement's bound parameters stay bounded however many rows a
 # step touches.
 IN_CHUNK = 1000
 T = TypeVar("T")
+PROBE_BUSY_TIMEOUT_MS = 2_000  # a readiness probe answers "busy" rather than wait 30 s
 
 
 class UnsupportedDatabaseError(RuntimeError):
@@ -56,6 +61,8 @@ def create_db_engine(url: str) -> Engine:
         # on its first error (answered 503) and replaced at the next checkout.
         engine = create_engine(
             url,
+            # Error messages and logs never carry bound values: they are user and item ids.
+            hide_parameters=True,
             pool_recycle=1800,
             pool_size=10,
             max_overflow=20,
@@ -64,7 +71,9 @@ def create_db_engine(url: str) -> Engine:
         refuse_non_utf8(engine)
         return engine
 
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+    engine = create_engine(
+        url, hide_parameters=True, connect_args={"check_same_thread": False, "timeout": 30}
+    )
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
@@ -97,6 +106,23 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
+@dataclass
+class WriteHealth:
+    """How the last write of this process ended: for /readyz, which cannot see a full disk or a
+    read-only database by reading."""
+
+    trouble: Trouble | None = None
+    failed_at: float | None = None  # monotonic
+
+    def record(self, exc: BaseException | None) -> None:
+        if exc is None:
+            self.trouble, self.failed_at = None, None
+            return
+        trouble = classify(exc)
+        if trouble is not None:
+            self.trouble, self.failed_at = trouble, time.monotonic()
+
+
 class Database:
     """The engine plus two session factories: readers, and writers (BEGIN IMMEDIATE on SQLite)."""
 
@@ -111,6 +137,7 @@ class Database:
         self._writer = sessionmaker(
             self.engine.execution_options(sqlite_begin="IMMEDIATE"), expire_on_commit=False
         )
+        self.write_health = WriteHealth()
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -120,8 +147,31 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Session]:
         """A unit of work: commits when the block ends, rolls back on error."""
-        with self._writer() as session, session.begin():
-            yield session
+        try:
+            with self._writer() as session, session.begin():
+                yield session
+        except Exception as exc:
+            self.write_health.record(exc)
+            raise
+        self.write_health.record(None)
+
+    @contextmanager
+    def probe(self) -> Iterator[Session]:
+        """A write transaction that is always rolled back, waiting at most a moment for
+        SQLite's write lock: for readiness checks that must write to know they can."""
+        with self.engine.connect() as conn:
+            raw = conn.connection.dbapi_connection if is_sqlite(self.engine) else None
+            if raw is not None:  # set on the driver, before SQLAlchemy's BEGIN IMMEDIATE
+                raw.execute(f"PRAGMA busy_timeout={PROBE_BUSY_TIMEOUT_MS}")
+            try:
+                with Session(bind=conn.execution_options(sqlite_begin="IMMEDIATE")) as session:
+                    try:
+                        yield session
+                    finally:
+                        session.rollback()
+            finally:
+                if raw is not None:
+                    raw.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
 
     def dispose(self) -> None:
         self.engine.dispose()

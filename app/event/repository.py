@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ScalarSelect, Select, and_, delete, func, or_, select, update
+from sqlalchemy import ScalarSelect, Select, and_, delete, exists, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from app.db.models import Event, Item
+from app.db.base import utcnow
+from app.db.models import Event, Item, QuarantinedEvent
 from app.db.session import dialect_insert, in_chunks, rowcount
 
 # Unapplied events whose text is known: their own, or their item's (with an outer join on
-# Item). The others wait for the item's text and are counted as waiting_for_item.
-PROCESSABLE = and_(Event.applied_at.is_(None), or_(Event.text.is_not(None), Item.text.is_not(None)))
+# Item), and that are not quarantined. The others wait for the item's text and are counted as
+# waiting_for_item. (The quarantine is small: the anti-join costs a probe of its primary key.)
+QUARANTINED = exists().where(QuarantinedEvent.id == Event.id)
+PROCESSABLE = and_(
+    Event.applied_at.is_(None),
+    or_(Event.text.is_not(None), Item.text.is_not(None)),
+    ~QUARANTINED,
+)
 
 
 def insert_new(session: Session, rows: list[dict[str, Any]]) -> int:
@@ -75,6 +83,12 @@ def claim_pending(session: Session, limit: int) -> list[PendingEvent]:
     return _run(session, _pending_query(limit).with_for_update(of=Event, skip_locked=True))
 
 
+def claim_ids(session: Session, ids: list[int]) -> list[PendingEvent]:
+    """Lock these events if they are still processable (others may have applied them since)."""
+    query = _pending_query(len(ids)).where(Event.id.in_(ids))
+    return _run(session, query.with_for_update(of=Event, skip_locked=True))
+
+
 def mark_applied(session: Session, event_ids: list[int], *, now: datetime) -> None:
     for chunk in in_chunks(event_ids):
         session.execute(update(Event).where(Event.id.in_(chunk)).values(applied_at=now))
@@ -94,18 +108,30 @@ def recent_applied(session: Session, limit: int) -> list[tuple[str, str | None, 
 
 
 def user_pending_count(user_id: str) -> ScalarSelect[int]:
-    """The user's unapplied events, as a subquery to embed in another domain's one-trip query."""
+    """The user's unapplied events that are not quarantined, as a subquery to embed in another
+    domain's one-trip query."""
     return (
         select(func.count())
-        .where(Event.user_id == user_id, Event.applied_at.is_(None))
+        .where(Event.user_id == user_id, Event.applied_at.is_(None), ~QUARANTINED)
+        .scalar_subquery()
+    )
+
+
+def user_quarantined_count(user_id: str) -> ScalarSelect[int]:
+    """The user's quarantined events, as a subquery like `user_pending_count`."""
+    return (
+        select(func.count())
+        .where(Event.user_id == user_id, Event.applied_at.is_(None), QUARANTINED)
         .scalar_subquery()
     )
 
 
 def pending_counts(session: Session) -> dict[str, int]:
-    """Received, applied, pending, and the part of pending that waits for its item's text."""
+    """Received, applied, pending (the part that waits for its item's text among them), and
+    quarantined: received = applied + pending + quarantined."""
     received = session.scalar(select(func.count()).select_from(Event)) or 0
-    pending = session.scalar(select(func.count()).where(Event.applied_at.is_(None))) or 0
+    unapplied = session.scalar(select(func.count()).where(Event.applied_at.is_(None))) or 0
+    quarantined = session.scalar(select(func.count()).select_from(QuarantinedEvent)) or 0
     waiting = (
         session.scalar(
             select(func.count())
@@ -117,9 +143,10 @@ def pending_counts(session: Session) -> dict[str, int]:
     )
     return {
         "received": received,
-        "applied": received - pending,
-        "pending": pending,
+        "applied": received - unapplied,
+        "pending": unapplied - quarantined,
         "waiting_for_item": waiting,
+        "quarantined": quarantined,
     }
 
 
@@ -138,3 +165,19 @@ def user_has_events(session: Session, user_id: str) -> bool:
 
 def delete_user_events(session: Session, user_id: str) -> int:
     return rowcount(session.execute(delete(Event).where(Event.user_id == user_id)))
+
+
+def insert_probe(session: Session) -> None:
+    """Insert one event with a text of a few pages, for a caller that rolls back: proves that
+    ingest can write now (the schema is there, the database takes writes, the disk has room)."""
+    now = utcnow()
+    session.execute(
+        insert(Event).values(
+            event_id=f"readiness-probe-{uuid.uuid4().hex}",
+            user_id="readiness-probe",
+            type="probe",
+            text="x" * 16_384,
+            occurred_at=now,
+            received_at=now,
+        )
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 from pydantic import (
@@ -14,28 +15,48 @@ from pydantic import (
     model_validator,
 )
 
-from app.schemas import Id, Text, refuse_oversized
+from app.config import MAX_WEIGHT
+from app.schemas import Id, PathId, Text, refuse_oversized
 
 MAX_FUTURE = timedelta(minutes=5)
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+# ISO-8601 date and time. Pydantic also reads "1700000000" or "1.5e9" as epoch seconds (or
+# milliseconds, guessed by size); the contract says ISO text, so those are refused, as numbers are.
+ISO_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
 
 
 class EventIn(BaseModel):
     """One interaction. `text`, else the item's catalogue text, is what gets embedded."""
 
-    model_config = ConfigDict(extra="forbid")
+    # The schema also says that an event needs text or an item_id (a client generated from it,
+    # or a fuzzer, then builds valid events).
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["text"], "properties": {"text": {"type": "string"}}},
+                {"required": ["item_id"], "properties": {"item_id": {"type": "string"}}},
+            ]
+        },
+    )
 
     event_id: Id | None = Field(
         None, description="Idempotency key; a resent event_id is stored once."
     )
-    user_id: Id
+    user_id: PathId
     type: str = Field(description="One of the configured event types (APP_EVENT_WEIGHTS).")
-    item_id: Id | None = None
+    item_id: PathId | None = None
     text: Text | None = Field(None, description="Required when there is no item_id.")
     timestamp: AwareDatetime | None = Field(None, description="ISO-8601 with zone; default now.")
-    # Strict: JSON true/false or "3" is a client bug, not a weight.
+    # Strict: JSON true/false or "3" is a client bug, not a weight. Bounded, so that a profile
+    # sum of any number of events stays finite (app/profile/math.py).
     weight: float | None = Field(
-        None, allow_inf_nan=False, strict=True, description="Overrides the type weight."
+        None,
+        allow_inf_nan=False,
+        strict=True,
+        ge=-MAX_WEIGHT,
+        le=MAX_WEIGHT,
+        description=f"Overrides the type weight; at most {MAX_WEIGHT:g} in absolute value.",
     )
 
     @field_validator("type")
@@ -49,9 +70,12 @@ class EventIn(BaseModel):
     @field_validator("timestamp", mode="before")
     @classmethod
     def _iso_text(cls, value: object) -> object:
-        # Pydantic would also take epoch numbers (seconds or milliseconds, guessed by size);
-        # the contract is ISO-8601 text with a zone, so a number is refused, not guessed at.
-        if value is not None and not isinstance(value, str | datetime):
+        # Pydantic would also take epoch numbers (seconds or milliseconds, guessed by size), as
+        # numbers or as digit strings; the contract is ISO-8601 text with a zone, so neither is
+        # guessed at.
+        if isinstance(value, datetime) or value is None:
+            return value
+        if not isinstance(value, str) or not ISO_DATETIME.match(value):
             raise ValueError("timestamp must be ISO-8601 text with a time zone")
         return value
 

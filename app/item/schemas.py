@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from app.schemas import Id, Text, refuse_oversized
+from app.schemas import PathId, Text, refuse_oversized
 
 
 class ItemText(BaseModel):
@@ -14,7 +14,7 @@ class ItemText(BaseModel):
 
 
 class ItemIn(ItemText):
-    item_id: Id
+    item_id: PathId
 
 
 class ItemBatch(BaseModel):

@@ -21,6 +21,9 @@ class ClusterInfo(BaseModel):
 
 class Clusters(BaseModel):
     model_version: int | None  # the model the explanations were computed on
+    # The model user answers use now. The explanations (and the metrics) are computed
+    # periodically (APP_EVALUATE_INTERVAL_SECONDS), so model_version may lag it a little.
+    latest_model_version: int | None
     computed_at: datetime | None
     clusters: list[ClusterInfo]
 
@@ -38,6 +41,10 @@ class Metrics(BaseModel):
     inertia: float
     sizes: list[int]
     changed_share: float | None  # users whose cluster changed since the previous snapshot
+
+
+class CurrentMetrics(Metrics):
+    latest_model_version: int  # what user answers use now; model_version may lag it a little
 
 
 class MetricsHistory(BaseModel):

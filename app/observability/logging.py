@@ -90,6 +90,9 @@ def configure_logging(
     # sentence-transformers draws a progress bar on stderr whenever its logger is at INFO,
     # which would break one-JSON-object-per-line; its warnings still come through.
     logging.getLogger("sentence_transformers").setLevel(max(root.level, logging.WARNING))
+    # Alembic announces each of its plugins and its dialect at INFO on every `migrate`: noise.
+    # `migrate` prints what it changed itself.
+    logging.getLogger("alembic").setLevel(max(root.level, logging.WARNING))
     logging.captureWarnings(True)  # Python warnings become records too, not bare stderr lines
 
 

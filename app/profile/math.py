@@ -64,11 +64,17 @@ def fold(
     new_ref = float(t.max())
     if current is not None:
         new_ref = max(new_ref, current.ref_time)
-    # Every exponent is <= 0, so nothing overflows; very old terms underflow to 0, as they should.
-    coeffs = w * np.exp2(-(new_ref - t) / half_life_seconds)
-    total = coeffs @ e
-    if current is not None:
-        total += current.vector_sum * np.exp2(-(new_ref - current.ref_time) / half_life_seconds)
+    # Every exponent is <= 0, so decay never overflows; very old terms underflow to 0, as they
+    # should. Only weights far beyond the bounded ones (stored before the bound) can overflow
+    # the sum: that is refused with a ValueError, which quarantines the event.
+    with np.errstate(over="ignore", invalid="ignore"):
+        coeffs = w * np.exp2(-(new_ref - t) / half_life_seconds)
+        total = coeffs @ e
+        if current is not None:
+            decay = np.exp2(-(new_ref - current.ref_time) / half_life_seconds)
+            total += current.vector_sum * decay
+    if not np.all(np.isfinite(total)):
+        raise ValueError("folding these events overflows the profile sum (weights too large)")
     return ProfileSum(vector_sum=total, ref_time=new_ref)
 
 

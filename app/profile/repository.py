@@ -82,6 +82,7 @@ def page(session: Session, *, after: str | None, limit: int) -> list[tuple[str, 
 class QuerySnapshot:
     profile: Row[Any] | None  # event_count, vector_sum, last_event_at, updated_at
     pending_events: int
+    quarantined_events: int
     model_version: int | None
 
 
@@ -89,12 +90,14 @@ def query_snapshot(
     session: Session, user_id: str, *, model_version: ScalarSelect[Any]
 ) -> QuerySnapshot:
     """What a cluster query needs, in one round trip: the profile, the user's unapplied events
-    and `model_version`, the model domain's subquery for the latest committed version (passed
-    in because profiles sit below the model on the data path)."""
+    (pending and quarantined) and `model_version`, the model domain's subquery for the latest
+    committed version (passed in because profiles sit below the model on the data path)."""
     pending = event_repository.user_pending_count(user_id)
+    quarantined = event_repository.user_quarantined_count(user_id)
     row = session.execute(
         select(
             pending.label("pending"),
+            quarantined.label("quarantined"),
             model_version.label("latest"),
             UserProfile.event_count,
             UserProfile.vector_sum,
@@ -103,9 +106,9 @@ def query_snapshot(
         ).where(UserProfile.user_id == user_id)
     ).first()
     if row is None:  # no profile (yet): the rarer path costs a second statement
-        counts = session.execute(select(pending, model_version)).one()
-        return QuerySnapshot(profile=None, pending_events=counts[0], model_version=counts[1])
-    return QuerySnapshot(profile=row, pending_events=row.pending, model_version=row.latest)
+        counts = session.execute(select(pending, quarantined, model_version)).one()
+        return QuerySnapshot(None, counts[0], counts[1], counts[2])
+    return QuerySnapshot(row, row.pending, row.quarantined, row.latest)
 
 
 def get(session: Session, user_id: str) -> UserProfile | None:

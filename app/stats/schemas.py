@@ -12,6 +12,7 @@ class EventStats(BaseModel):
     applied: int
     pending: int
     waiting_for_item: int
+    quarantined: int  # could not be folded: see GET /v1/quarantine
 
 
 class ModelStats(BaseModel):

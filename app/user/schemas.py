@@ -16,6 +16,7 @@ class Alternative(BaseModel):
 class ProfileInfo(BaseModel):
     events: int
     pending_events: int
+    quarantined_events: int  # set aside because they could not be folded (GET /v1/quarantine)
     last_event_at: datetime | None
     updated_at: datetime | None
 
@@ -23,6 +24,7 @@ class ProfileInfo(BaseModel):
 class UserCluster(BaseModel):
     user_id: str
     status: Literal["assigned", "pending"]
+    reason: str | None  # why the user is pending; null when assigned
     cluster_id: int | None
     distance: float | None
     confidence: float | None  # 1 - d_nearest / d_second: 0 = on the border, 1 = at the center

@@ -11,6 +11,7 @@ from app.event import repository as event_repository
 from app.model import repository as model_repository
 from app.model.cache import ModelCache
 from app.profile import repository as profile_repository
+from app.quarantine import repository as quarantine_repository
 from app.user.schemas import (
     Alternative,
     Assignment,
@@ -21,6 +22,10 @@ from app.user.schemas import (
 )
 
 ALTERNATIVES = 3
+NO_MODEL = "no model has been trained yet"
+NOT_APPLIED = "the user's events are not applied yet"
+QUARANTINED = "the user's events could not be folded and are quarantined (GET /v1/quarantine)"
+NO_DIRECTION = "the user's events cancel out: the profile has no direction to place"
 
 
 def current_cluster(session: Session, *, user_id: str, models: ModelCache) -> UserCluster:
@@ -29,17 +34,19 @@ def current_cluster(session: Session, *, user_id: str, models: ModelCache) -> Us
         session, user_id, model_version=model_repository.latest_version_query()
     )
     profile = snapshot.profile
-    if profile is None and not snapshot.pending_events:
+    if profile is None and not (snapshot.pending_events or snapshot.quarantined_events):
         raise NotFound(f"no events for user {user_id!r}")
     info = ProfileInfo(
         events=profile.event_count if profile else 0,
         pending_events=snapshot.pending_events,
+        quarantined_events=snapshot.quarantined_events,
         last_event_at=profile.last_event_at if profile else None,
         updated_at=profile.updated_at if profile else None,
     )
     answer = UserCluster(
         user_id=user_id,
         status="pending",
+        reason=None,
         cluster_id=None,
         distance=None,
         confidence=None,
@@ -48,12 +55,17 @@ def current_cluster(session: Session, *, user_id: str, models: ModelCache) -> Us
         profile=info,
     )
     model = models.get(session, snapshot.model_version)
-    if model is None or profile is None:
+    if profile is None:
+        answer.reason = NOT_APPLIED if snapshot.pending_events else QUARANTINED
+        return answer
+    if model is None:
+        answer.reason = NO_MODEL
         return answer
     answer.model_version = model.version
     vectors, _ = unit_rows([profile.vector_sum], model.centers.shape[1])
-    if not len(vectors):
-        return answer  # likes and dislikes cancelled out: no direction to place
+    if not len(vectors):  # never "assigned" from a zero or non-finite vector
+        answer.reason = NO_DIRECTION
+        return answer
     distances = np.linalg.norm(model.centers - vectors[0].astype(np.float64), axis=1)
     order = np.argsort(distances, kind="stable")
     nearest = float(distances[order[0]])
@@ -91,6 +103,7 @@ def history(session: Session, *, user_id: str) -> UserHistory:
 
 def erase(session: Session, *, user_id: str) -> Erased:
     """Delete every trace of the user: events first, so a worker mid-fold finishes before."""
+    quarantine_repository.delete_user(session, user_id)
     events = event_repository.delete_user_events(session, user_id)
     profile = profile_repository.delete_user(session, user_id)
     history_rows = model_repository.delete_user_history(session, user_id)

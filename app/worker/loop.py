@@ -14,6 +14,7 @@ from app.model.trainer import Trainer
 from app.observability import metrics
 from app.profile import service as profile_service
 from app.worker.leader import LeaderLock
+from app.worker.retry import Retry
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,8 @@ class Worker:
         self._evaluated_at = 0.0
         self._last_assignment: dict[str, int] | None = None
         self.load_error: str | None = None
+        self.retry = Retry()
+        self._first_step_logged = False
 
     @property
     def ready(self) -> bool:
@@ -42,27 +45,40 @@ class Worker:
             return f"failed: {self.load_error}"
         return "loaded" if self.ready else "loading"
 
+    def progress_status(self) -> str:
+        """For /readyz: "ok", or how long every step has been failing."""
+        return self.retry.status(stall_seconds=self.settings.worker_stall_seconds)
+
     def run(self) -> None:
         """Loop until stopped; errors are logged and retried, never fatal."""
+        # Loading takes from seconds to half a minute on a busy machine: say so, then how long.
+        log.info("worker loading the embedding model %s ...", self.settings.embedding_model)
+        started = time.monotonic()
         try:
             self.embedder = load_embedder(self.settings.embedding_model)
         except EmbedderError as exc:
             self.load_error = str(exc)
             log.error("worker cannot start: %s", exc)
             return
-        log.info("worker ready: %s (%d-d)", self.embedder.model_id, self.embedder.dim)
+        log.info(
+            "worker ready: %s (%d-d), loaded in %.1f s",
+            self.embedder.model_id,
+            self.embedder.dim,
+            time.monotonic() - started,
+        )
         metrics.WORKER_READY.set(1)  # the container health check waits for this
         try:
             while not self.stop_event.is_set():
+                wait = self.settings.poll_interval_seconds
                 try:
                     busy = self.run_once()
+                    self.retry.succeeded()
                 except UnsupportedDatabaseError:
                     raise  # a setup error, not a hiccup: retrying cannot fix it
-                except Exception:
-                    log.exception("worker step failed; retrying")
-                    busy = False
+                except Exception as exc:
+                    busy, wait = False, self.retry.failed(exc)
                 if not busy:
-                    self.stop_event.wait(self.settings.poll_interval_seconds)
+                    self.stop_event.wait(wait)
         finally:
             metrics.WORKER_READY.set(0)
             self.leader.release()
@@ -70,7 +86,19 @@ class Worker:
     def run_once(self) -> bool:
         """One round: a profile step, then (when leader) a train step and a due evaluation."""
         assert self.embedder is not None
+        first = not self._first_step_logged
+        if first:  # logged once, even if this step fails and is retried
+            self._first_step_logged = True
+            log.info("worker first profile step: up to %d events", self.settings.batch_size)
+        started = time.monotonic()
         step = profile_service.apply_pending(self.db, self.embedder, self.settings)
+        if first:
+            log.info(
+                "worker first profile step done in %.1f s: %d events applied, %d texts encoded",
+                time.monotonic() - started,
+                step.applied,
+                step.encoded,
+            )
         metrics.record_profile_step(
             applied=step.applied, encoded=step.encoded, encode_seconds=step.encode_seconds
         )
@@ -83,7 +111,7 @@ class Worker:
             metrics.record_train_step(rows=result.rows, seconds=result.seconds)
             trained = result.rows
             self._evaluate_if_due()
-        return bool(step.applied or trained)
+        return bool(step.applied or step.quarantined or trained)
 
     def _lead(self) -> bool:
         if self.trainer is not None and not self.leader.still_held():

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections import defaultdict
 
 import numpy as np
-from evaluation.data import Rating
 from sklearn.cluster import KMeans
 from sklearn.metrics import davies_bouldin_score, silhouette_score
 
@@ -16,6 +15,7 @@ from app.db.session import Database
 from app.embedding import repository as embedding_repository
 from app.embedding.embedder import DEFAULT_MODEL_ID, load_embedder, text_hash
 from app.profile.math import fold, profile_vector
+from benchmarks.movielens import Rating
 
 
 def item_vectors(texts: dict[str, str], database_url: str | None) -> dict[str, np.ndarray]:

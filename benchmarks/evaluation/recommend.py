@@ -6,7 +6,8 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 
 import numpy as np
-from evaluation.data import Rating
+
+from benchmarks.movielens import Rating
 
 K = 20
 

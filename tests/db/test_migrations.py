@@ -11,7 +11,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import text
 
 from app.db.base import Base
-from app.db.migrate import upgrade
+from app.db.migrate import code_head, upgrade
 from app.db.session import Database
 
 
@@ -20,7 +20,7 @@ def test_upgrade_is_idempotent_and_matches_the_models(db, database_url):
     upgrade(database_url)
     with db.engine.connect() as conn:
         assert conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == [
-            "0001"
+            code_head()
         ]
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == []

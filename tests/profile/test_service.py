@@ -68,7 +68,13 @@ def test_events_wait_for_their_item_text(db, embedder, make_settings, client):
     client.put("/v1/items/m1", json={"text": "Alien (1979) — Horror|Sci-Fi"})
     assert drain(db, embedder, make_settings()) == 1
     stats = client.get("/v1/stats").json()["events"]
-    assert stats == {"received": 1, "applied": 1, "pending": 0, "waiting_for_item": 0}
+    assert stats == {
+        "received": 1,
+        "applied": 1,
+        "pending": 0,
+        "waiting_for_item": 0,
+        "quarantined": 0,
+    }
 
 
 def test_event_text_wins_over_item_text(db, embedder, make_settings, client):

@@ -47,7 +47,13 @@ def test_stats_and_metrics_agree(client, db):
     add_checkpoint(db, version=5)
     stats = client.get("/v1/stats").json()
     text = client.get("/metrics").text
-    assert stats["events"] == {"received": 3, "applied": 0, "pending": 3, "waiting_for_item": 1}
+    assert stats["events"] == {
+        "received": 3,
+        "applied": 0,
+        "pending": 3,
+        "waiting_for_item": 1,
+        "quarantined": 0,
+    }
     for state, value in stats["events"].items():
         assert sample(text, f"interest_events_{state}") == value
     assert sample(text, "interest_users") == stats["users"] == 0

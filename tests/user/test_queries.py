@@ -105,6 +105,7 @@ def test_erasure_removes_the_user_and_nothing_else(client, db, embedder, setting
 def test_clusters_metrics_and_stats(client, db, embedder, settings):
     assert client.get("/v1/clusters").json() == {
         "model_version": None,
+        "latest_model_version": None,
         "computed_at": None,
         "clusters": [],
     }
@@ -139,7 +140,26 @@ def test_clusters_metrics_and_stats(client, db, embedder, settings):
         space["keywords"]
     )
 
+    # Training goes on; the explanations and metrics are of the evaluated version, and say so.
+    client.post("/v1/events", json={"events": topic_events(2, 2, prefix="late-")})
+    evaluated = trainer.version
+    drain(db, embedder, settings)
+    while trainer.step(db).rows:
+        pass
+    assert trainer.version > evaluated
+    for path in ("/v1/clusters", "/v1/clusters/metrics"):
+        answer = client.get(path).json()
+        assert answer["model_version"] == evaluated
+        assert answer["latest_model_version"] == trainer.version
+    assert client.get("/v1/users/space-1/cluster").json()["model_version"] == trainer.version
+
     stats = client.get("/v1/stats").json()
-    assert stats["events"] == {"received": 120, "applied": 120, "pending": 0, "waiting_for_item": 0}
-    assert stats["users"] == 36 and stats["model"]["version"] == trainer.version
+    assert stats["events"] == {
+        "received": 132,
+        "applied": 132,
+        "pending": 0,
+        "waiting_for_item": 0,
+        "quarantined": 0,
+    }
+    assert stats["users"] == 42 and stats["model"]["version"] == trainer.version
     assert stats["model"]["n_clusters"] == 3 and stats["lag_seconds"] == 0.0

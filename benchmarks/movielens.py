@@ -1,4 +1,10 @@
-"""MovieLens (ml-latest-small) as a client would send it: item texts and time-ordered events."""
+"""MovieLens (ml-latest-small) as a client would send it: item texts and rating events.
+
+The one loader of this data set. Each movie's text is "title — genres" with the genres joined
+by ", " (the file's "(no genres listed)" is left out): natural language for the sentence
+encoder rather than the CSV's `|` separators. A rating >= 4.0 is a `like`, <= 2.0 a `dislike`,
+anything between a `view`.
+"""
 
 from __future__ import annotations
 
@@ -33,6 +39,10 @@ class Rating:
             return "dislike"
         return "view"
 
+    @property
+    def occurred_at(self) -> datetime:
+        return datetime.fromtimestamp(self.time, UTC)
+
 
 @dataclass
 class MovieLens:
@@ -60,33 +70,50 @@ class MovieLens:
         return {u: {r.movie for r in rs if r.liked} for u, rs in self.test.items()}
 
 
-def load(data_dir: Path) -> MovieLens:
-    """Read the CSVs and split each user's ratings by time (ties broken by movie id)."""
-    titles = {}
+def item_texts(data_dir: Path) -> dict[str, str]:
+    """movieId -> "title — genres"."""
     with (data_dir / "movies.csv").open(encoding="utf-8", newline="") as f:
-        for row in csv.DictReader(f):
-            titles[row["movieId"]] = movie_text(row["title"], row["genres"])
-    per_user: dict[str, list[Rating]] = defaultdict(list)
-    with (data_dir / "ratings.csv").open(encoding="utf-8", newline="") as f:
-        for row in csv.DictReader(f):
-            per_user[row["userId"]].append(
-                Rating(row["userId"], row["movieId"], float(row["rating"]), int(row["timestamp"]))
-            )
-    train, test, cutoff = [], {}, {}
-    for user, ratings in per_user.items():
-        ratings.sort(key=lambda r: (r.time, int(r.movie)))
-        n_train = int(len(ratings) * TRAIN_SHARE)
-        train.extend(ratings[:n_train])
-        test[user] = ratings[n_train:]
-        cutoff[user] = ratings[n_train - 1].time
-    train.sort(key=lambda r: (r.time, int(r.user), int(r.movie)))
-    return MovieLens(titles, train, test, cutoff, _history_tags(data_dir, cutoff))
+        return {
+            row["movieId"]: movie_text(row["title"], row["genres"]) for row in csv.DictReader(f)
+        }
 
 
 def movie_text(title: str, genres: str) -> str:
     if genres == "(no genres listed)":
         return title
     return f"{title} — {genres.replace('|', ', ')}"
+
+
+def ratings(data_dir: Path) -> list[Rating]:
+    """Every rating in time order (ties by user id, then movie id)."""
+    with (data_dir / "ratings.csv").open(encoding="utf-8", newline="") as f:
+        rows = [
+            Rating(row["userId"], row["movieId"], float(row["rating"]), int(row["timestamp"]))
+            for row in csv.DictReader(f)
+        ]
+    rows.sort(key=_time_order)
+    return rows
+
+
+def load(data_dir: Path) -> MovieLens:
+    """Texts, and each user's ratings split by time (ties broken by movie id): the first
+    TRAIN_SHARE are history, the rest held out."""
+    per_user: dict[str, list[Rating]] = defaultdict(list)
+    for r in ratings(data_dir):
+        per_user[r.user].append(r)
+    train, test, cutoff = [], {}, {}
+    for user, rs in per_user.items():
+        rs.sort(key=lambda r: (r.time, int(r.movie)))
+        n_train = int(len(rs) * TRAIN_SHARE)
+        train.extend(rs[:n_train])
+        test[user] = rs[n_train:]
+        cutoff[user] = rs[n_train - 1].time
+    train.sort(key=_time_order)
+    return MovieLens(item_texts(data_dir), train, test, cutoff, _history_tags(data_dir, cutoff))
+
+
+def _time_order(r: Rating) -> tuple[int, int, int]:
+    return r.time, int(r.user), int(r.movie)
 
 
 def _history_tags(data_dir: Path, cutoff: dict[str, int]) -> dict[str, list[str]]:
@@ -103,16 +130,22 @@ def _history_tags(data_dir: Path, cutoff: dict[str, int]) -> dict[str, list[str]
 
 
 def event_json(r: Rating) -> dict[str, object]:
+    """The rating as a `POST /v1/events` event."""
     return {
         "event_id": f"ml-{r.user}-{r.movie}",
         "user_id": r.user,
         "type": r.event_type,
         "item_id": r.movie,
-        "timestamp": datetime.fromtimestamp(r.time, UTC).isoformat(),
+        "timestamp": r.occurred_at.isoformat(),
     }
 
 
-def chunks(train: list[Rating], n: int) -> list[list[Rating]]:
-    """n time-ordered chunks of (nearly) equal size: the replay's steps."""
-    size = -(-len(train) // n)
-    return [train[i : i + size] for i in range(0, len(train), size)]
+def event_row(r: Rating) -> dict[str, object]:
+    """The same event as an `event` table row, for seeding (see seed.events)."""
+    return {
+        "event_id": f"ml-{r.user}-{r.movie}",
+        "user_id": r.user,
+        "type": r.event_type,
+        "item_id": r.movie,
+        "occurred_at": r.occurred_at,
+    }

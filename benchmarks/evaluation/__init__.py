@@ -1,0 +1,2 @@
+"""The MovieLens evaluation's parts: replay and scoring, offline reference, recommender, plots,
+and the in-process simulator."""
