@@ -55,10 +55,14 @@ def test_events_posted_over_http_are_folded_and_clustered(
     assert food["cluster_id"] != space["cluster_id"]
 
     def quality_snapshot() -> dict[str, Any] | None:
+        # The first model fits early (10 users per cluster), so early snapshots cover only part
+        # of the population: wait for one taken after every user was folded.
         response = stack.http.get("/v1/clusters/metrics")
-        return response.json() if response.status_code == 200 else None
+        if response.status_code != 200 or response.json()["n_users"] < 3000:
+            return None
+        return response.json()
 
-    metrics = wait_for("a quality snapshot", quality_snapshot, timeout=120)
+    metrics = wait_for("a quality snapshot of every user", quality_snapshot, timeout=300)
     assert metrics["n_users"] >= 3000 and metrics["n_clusters"] == 8
     assert 0 < metrics["silhouette"] <= 1
 
