@@ -19,7 +19,7 @@ LOCK_ARGS :=
 PIP_COMPILE = CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet --allow-unsafe \
 	--strip-extras --no-emit-index-url --no-emit-find-links --no-emit-trusted-host $(LOCK_ARGS)
 
-.PHONY: install browser run migrate test lint worker clean lock lock-upgrade lock-tools
+.PHONY: install browser run migrate test compose-test lint worker clean lock lock-upgrade lock-tools
 
 $(STAMP): pyproject.toml $(DEV_LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,9 @@ worker: install  ## a standalone worker process (APP_WORKER=off on the API then)
 
 test: install  ## the whole suite; PostgreSQL tests run when TEST_DATABASE_URL is set
 	$(BIN)/python -m pytest
+
+compose-test: install  ## build the image, run docker-compose.yml in Docker (installs and starts one)
+	$(BIN)/python -m pytest -m compose tests/compose
 
 lint: install
 	$(BIN)/ruff check app tests benchmarks migrations

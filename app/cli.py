@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from app.config import Settings, SettingsError, load_settings
+from app.db.session import UnsupportedDatabaseError
 from app.observability import configure_logging
 
 log = logging.getLogger(__name__)
@@ -271,6 +272,9 @@ def main(argv: list[str] | None = None) -> None:
     try:
         status = args.run(args, settings)
         sys.stdout.flush()
+    except UnsupportedDatabaseError as exc:
+        print(f"{args.command} failed: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     except BrokenPipeError:
         # The reader went away (`... | head`): not an error of ours. Point stdout at devnull so
         # the interpreter's final flush does not fail again on the closed pipe.

@@ -8,6 +8,7 @@ from sqlalchemy import create_engine, pool
 from app.config import get_settings
 from app.db import models  # noqa: F401  (registers the tables on the metadata)
 from app.db.base import Base
+from app.db.session import refuse_non_utf8
 
 config = context.config
 url = config.attributes.get("database_url") or get_settings().database_url
@@ -15,6 +16,7 @@ url = config.attributes.get("database_url") or get_settings().database_url
 
 def run_migrations() -> None:
     engine = create_engine(url, poolclass=pool.NullPool)
+    refuse_non_utf8(engine)
     with engine.connect() as connection:
         context.configure(
             connection=connection,

@@ -45,13 +45,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @contextmanager
-def private_postgres_database(base_url: str) -> Iterator[str]:
-    """A fresh database beside TEST_DATABASE_URL's, so concurrent test runs never collide."""
+def private_postgres_database(base_url: str, *, encoding: str = "") -> Iterator[str]:
+    """A fresh database beside TEST_DATABASE_URL's, so concurrent test runs never collide
+    (with `encoding`, e.g. SQL_ASCII: what `createdb -E SQL_ASCII -T template0` makes)."""
     base = make_url(base_url)
     name = f"{base.database}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    options = f" ENCODING '{encoding}' TEMPLATE template0" if encoding else ""
     admin = create_engine(base, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}"{options}'))
     try:
         yield base.set(database=name).render_as_string(hide_password=False)
     finally:

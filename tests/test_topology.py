@@ -246,6 +246,7 @@ def test_standby_takes_over_and_every_event_is_applied_once(topology: Topology, 
     # Each process reports its own metrics: the standby now trains; the API sees the database.
     standby_metrics = httpx.get(f"http://127.0.0.1:{metrics_ports[standby]}/metrics").text
     assert sample(standby_metrics, "interest_worker_trainer") == 1
+    assert sample(standby_metrics, "interest_worker_ready") == 1  # its compose health check
     assert sample(standby_metrics, "interest_worker_events_applied_total") > 0
     api_metrics = http.get("/metrics").text
     http.close()

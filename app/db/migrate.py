@@ -13,7 +13,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, create_engine
 from sqlalchemy.pool import NullPool
 
-from app.db.session import ensure_sqlite_directory
+from app.db.session import ensure_sqlite_directory, refuse_non_utf8
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 MIGRATE_COMMAND = "python -m app migrate"
@@ -40,6 +40,7 @@ def upgrade(database_url: str, revision: str = "head") -> tuple[str | None, str 
 
 def current_revision(database_url: str) -> str | None:
     engine = create_engine(database_url, poolclass=NullPool)
+    refuse_non_utf8(engine)
     try:
         with engine.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()

@@ -25,6 +25,33 @@ T = TypeVar("T")
 PROBE_BUSY_TIMEOUT_MS = 2_000  # a readiness probe answers "busy" rather than wait 30 s
 
 
+class UnsupportedDatabaseError(RuntimeError):
+    """The database answers but cannot hold this service's data as it is set up."""
+
+
+def refuse_non_utf8(engine: Engine) -> None:
+    """PostgreSQL: every connection to a database whose encoding is not UTF8 fails with a
+    message that says how to fix it. (On SQL_ASCII psycopg returns text as bytes and
+    SQLAlchemy fails deep inside with "cannot use a string pattern on a bytes-like object".)"""
+    if engine.dialect.name != "postgresql":
+        return
+
+    # insert=True: before SQLAlchemy's own first query on the connection, which is the one
+    # that fails on bytes.
+    @event.listens_for(engine, "connect", insert=True)
+    def _check_encoding(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+        encoding = dbapi_connection.info.parameter_status("server_encoding")
+        if encoding == "UTF8":
+            return
+        name = dbapi_connection.info.dbname
+        dbapi_connection.close()
+        raise UnsupportedDatabaseError(
+            f"PostgreSQL database {name!r} has encoding {encoding}; interest-clusters needs "
+            f"UTF8. Create it with CREATE DATABASE \"{name}\" ENCODING 'UTF8' TEMPLATE template0 "
+            "(or `createdb -E UTF8 -T template0`, or initdb -E UTF8 for a new cluster)."
+        )
+
+
 def create_db_engine(url: str) -> Engine:
     """One engine per process; SQLite gets WAL, a busy timeout and explicit BEGINs."""
     parsed = make_url(url)
@@ -32,7 +59,7 @@ def create_db_engine(url: str) -> Engine:
     if parsed.get_backend_name() != "sqlite":
         # No pre-ping: it is a round trip per checkout. A connection that died is invalidated
         # on its first error (answered 503) and replaced at the next checkout.
-        return create_engine(
+        engine = create_engine(
             url,
             # Error messages and logs never carry bound values: they are user and item ids.
             hide_parameters=True,
@@ -41,6 +68,8 @@ def create_db_engine(url: str) -> Engine:
             max_overflow=20,
             connect_args={"connect_timeout": 5},
         )
+        refuse_non_utf8(engine)
+        return engine
 
     engine = create_engine(
         url, hide_parameters=True, connect_args={"check_same_thread": False, "timeout": 30}

@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.db.errors import Trouble, classify
 from app.db.migrate import schema_status
-from app.db.session import Database
+from app.db.session import Database, UnsupportedDatabaseError
 from app.errors import Unavailable
 from app.event import repository as event_repository
 
@@ -59,6 +59,9 @@ def database_checks(db: Database) -> dict[str, str]:
             conn.rollback()
     except SQLAlchemyError as exc:
         checks["database"] = str(classify(exc) or Trouble.unreachable)
+        return checks
+    except UnsupportedDatabaseError as exc:
+        checks["database"] = f"unsupported: {exc}"
         return checks
     checks["schema"] = OK if status.current else status.detail
     if not status.current:

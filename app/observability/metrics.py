@@ -83,6 +83,11 @@ def record_refit(*, trigger: str, adopted: bool) -> None:
     REFITS.labels(trigger=trigger, outcome="adopted" if adopted else "rejected").inc()
 
 
+WORKER_READY = Gauge(
+    "interest_worker_ready", "1 while this process's worker runs with its model loaded"
+)
+
+
 def record_profile_step(*, applied: int, encoded: int, encode_seconds: float) -> None:
     """What one profile step did (see app/profile/service.py StepResult)."""
     EVENTS_FOLDED.inc(applied)

@@ -7,7 +7,7 @@ import threading
 import time
 
 from app.config import Settings
-from app.db.session import Database
+from app.db.session import Database, UnsupportedDatabaseError
 from app.embedding.embedder import Embedder, EmbedderError, load_embedder
 from app.model import cluster_map
 from app.model.evaluation import evaluate
@@ -67,17 +67,21 @@ class Worker:
             self.embedder.dim,
             time.monotonic() - started,
         )
+        metrics.WORKER_READY.set(1)  # the container health check waits for this
         try:
             while not self.stop_event.is_set():
                 wait = self.settings.poll_interval_seconds
                 try:
                     busy = self.run_once()
                     self.retry.succeeded()
+                except UnsupportedDatabaseError:
+                    raise  # a setup error, not a hiccup: retrying cannot fix it
                 except Exception as exc:
                     busy, wait = False, self.retry.failed(exc)
                 if not busy:
                     self.stop_event.wait(wait)
         finally:
+            metrics.WORKER_READY.set(0)
             if self.trainer is not None:
                 self.trainer.close()
             self.leader.release()

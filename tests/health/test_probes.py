@@ -6,9 +6,12 @@ import socket
 import time
 
 from fastapi.testclient import TestClient
+from prometheus_client import generate_latest
 
 from app.config import load_settings
 from app.main import create_app
+from app.worker.loop import Worker
+from tests.observability.conftest import sample
 
 
 def closed_port() -> int:
@@ -51,3 +54,29 @@ def test_not_ready_when_the_embedding_model_cannot_load(make_client, tmp_path):
     assert response.status_code == 503
     assert response.json()["checks"]["embedding_model"].startswith("failed: ")
     assert "no-such-model" in response.json()["detail"]
+
+
+def test_a_worker_reports_ready_in_its_metrics_only_while_its_model_is_loaded(
+    make_settings, db, tmp_path
+):
+    """What the compose health check of a worker reads (docker-compose.yml)."""
+
+    def ready() -> float | None:
+        return sample(generate_latest().decode(), "interest_worker_ready")
+
+    broken = Worker(make_settings(embedding_model=str(tmp_path / "no-such-model")), db)
+    broken.run()  # returns at once: the model cannot load
+    assert broken.load_error and ready() == 0
+
+    worker = Worker(make_settings(), db)
+    thread = worker.start_thread()
+    try:
+        for _ in range(600):
+            if ready() == 1:
+                break
+            time.sleep(0.05)
+        assert ready() == 1 and worker.model_status == "loaded"
+    finally:
+        worker.stop()
+        thread.join(timeout=30)
+    assert ready() == 0
