@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from datetime import UTC, datetime
 
 from sqlalchemy import insert
 
@@ -31,35 +30,19 @@ from app.db.session import Database
 from app.embedding.embedder import DEFAULT_MODEL_ID
 from app.model import cluster_map
 from app.model.evaluation import evaluate
-from app.model.trainer import Trainer
 from benchmarks import common, seed
 from benchmarks.loadgen import run_load
 from benchmarks.service import AUTH, Service
 
-DIM = 384
 ENDPOINTS = ["/v1/dashboard/pipeline", "/v1/dashboard/map", "/v1/dashboard/versions",
              "/v1/clusters"]  # fmt: skip
 
 
 def seed_database(url: str, args: argparse.Namespace) -> float:
     """Seed, and return the seconds one `record_map` took."""
-    common.fresh_database(url)
-    db = Database(url)
-    ids = seed.profiles(db, args.users, dim=DIM, model_id=DEFAULT_MODEL_ID)
-    now = datetime.now(UTC)
-    seed.events(
-        db,
-        (
-            {"event_id": f"e{n}-{i}", "user_id": user, "type": "view",
-             "item_id": f"m{(n * 7 + i) % 5000}", "occurred_at": now}
-            for n, user in enumerate(ids)
-            for i in range(args.events_per_user)
-        ),
-        applied=True,
-    )  # fmt: skip
-    settings = load_settings(database_url=url, worker="off", api_keys={}, min_users_first_fit=2)
-    trainer = Trainer(settings, embedding_model=DEFAULT_MODEL_ID, dim=DIM)
-    assert trainer.step(db).version == 1
+    db, settings, trainer = seed.trained_population(
+        url, users=args.users, events_per_user=args.events_per_user
+    )
     snapshot, _ = evaluate(
         db, trainer.model, version=1, settings=settings, embedding_model=DEFAULT_MODEL_ID
     )

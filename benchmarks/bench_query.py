@@ -17,38 +17,16 @@ from __future__ import annotations
 
 import argparse
 import random
-from datetime import UTC, datetime
 
-from app.config import load_settings
 from app.db.session import Database
-from app.embedding.embedder import DEFAULT_MODEL_ID
-from app.model.trainer import Trainer
 from benchmarks import common, seed
 from benchmarks.loadgen import run_load
 from benchmarks.service import AUTH, Client, Service
 
-DIM = 384
 
 
 def seed_database(url: str, args: argparse.Namespace) -> None:
-    common.fresh_database(url)
-    db = Database(url)
-    ids = seed.profiles(db, args.users, dim=DIM, model_id=DEFAULT_MODEL_ID)
-    now = datetime.now(UTC)
-    seed.events(
-        db,
-        (
-            {"event_id": f"e{n}-{i}", "user_id": user, "type": "view",
-             "item_id": f"m{(n * 7 + i) % 5000}", "occurred_at": now}
-            for n, user in enumerate(ids)
-            for i in range(args.events_per_user)
-        ),
-        applied=True,
-    )  # fmt: skip
-    settings = load_settings(database_url=url, worker="off", api_keys={}, min_users_first_fit=2)
-    trainer = Trainer(settings, embedding_model=DEFAULT_MODEL_ID, dim=DIM)
-    version = trainer.step(db).version
-    assert version == 1, version
+    db, _, _ = seed.trained_population(url, users=args.users, events_per_user=args.events_per_user)
     db.dispose()
 
 

@@ -9,11 +9,13 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 from sqlalchemy import insert
 
+from app.config import Settings, load_settings
 from app.db.models import Embedding, Event, Item, UserProfile
 from app.db.session import Database
 from app.embedding import repository as embedding_repository
-from app.embedding.embedder import Embedder, text_hash
-from benchmarks.common import work_dir
+from app.embedding.embedder import DEFAULT_MODEL_ID, Embedder, text_hash
+from app.model.trainer import Trainer
+from benchmarks.common import fresh_database, work_dir
 
 CHUNK = 5000
 
@@ -122,3 +124,29 @@ def warm_cache(db: Database, embedder: Embedder, texts: list[str]) -> None:
             embedding_repository.lookup(session, embedder.model_id, [text_hash(t) for t in texts])
         )
     _insert(db, Embedding.__table__, (r for r in rows if r["text_hash"] not in known))
+
+
+def trained_population(
+    url: str, *, users: int, events_per_user: int, dim: int = 384
+) -> tuple[Database, Settings, Trainer]:
+    """A fresh database holding `users` profiles, their applied view events, and a first
+    model (version 1) trained on them: the population the query-side benchmarks read."""
+    fresh_database(url)
+    db = Database(url)
+    ids = profiles(db, users, dim=dim, model_id=DEFAULT_MODEL_ID)
+    now = datetime.now(UTC)
+    events(
+        db,
+        (
+            {"event_id": f"e{n}-{i}", "user_id": user, "type": "view",
+             "item_id": f"m{(n * 7 + i) % 5000}", "occurred_at": now}
+            for n, user in enumerate(ids)
+            for i in range(events_per_user)
+        ),
+        applied=True,
+    )  # fmt: skip
+    settings = load_settings(database_url=url, worker="off", api_keys={}, min_users_first_fit=2)
+    trainer = Trainer(settings, embedding_model=DEFAULT_MODEL_ID, dim=dim)
+    version = trainer.step(db).version
+    assert version == 1, version
+    return db, settings, trainer
