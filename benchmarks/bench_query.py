@@ -24,7 +24,6 @@ from benchmarks.loadgen import run_load
 from benchmarks.service import AUTH, Client, Service
 
 
-
 def seed_database(url: str, args: argparse.Namespace) -> None:
     db, _, _ = seed.trained_population(url, users=args.users, events_per_user=args.events_per_user)
     db.dispose()
