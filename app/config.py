@@ -93,7 +93,10 @@ class Settings(BaseSettings):
         default_factory=lambda: dict(DEFAULT_EVENT_WEIGHTS)
     )
     model_half_life: float = Field(50_000.0, ge=0)  # profile updates; 0 turns forgetting off
-    batch_size: int = Field(1024, ge=1, le=100_000)  # events per profile step, rows per train step
+    batch_size: int = Field(1024, ge=1, le=100_000)  # events per profile step, rows per fit
+    # A train step partial_fits up to this many batches of batch_size profiles and commits them
+    # as one version: the step's database work is paid once per batches * batch_size rows.
+    train_step_batches: int = Field(16, ge=1, le=1000)
     metrics_sample_size: int = Field(2000, ge=10)  # users in the (O(n^2)) silhouette
     metrics_max_users: int = Field(20_000, ge=10)  # users in one evaluation, sampled beyond
     consolidate: bool = True  # when the trainer is idle: one Lloyd step over all profiles

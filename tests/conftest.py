@@ -113,6 +113,9 @@ def make_settings(database_url: str) -> Callable[..., Settings]:
             "consolidate_interval_seconds": 0,  # tests step the trainer faster than a minute
             # Refits run in the background and add versions: the tests about them turn them on.
             "refit": False,
+            # One batch per step, so tests count versions in batch_size rows; steps of many
+            # batches have their own test (tests/model/test_trainer.py).
+            "train_step_batches": 1,
         }
         values.update(overrides)
         return load_settings(**values)

@@ -10,7 +10,7 @@ from app.db.session import Database
 from app.embedding.embedder import Embedder
 from app.event.schemas import EventIn
 from app.event.service import ingest
-from app.model.trainer import Trainer
+from app.model.trainer import Trainer, TrainResult
 from app.profile.service import apply_pending
 
 TOPICS = {
@@ -72,3 +72,14 @@ def post(db: Database, events: list[dict], *, now: datetime | None = None) -> No
 
 def trainer_for(settings: Settings, embedder: Embedder) -> Trainer:
     return Trainer(settings, embedding_model=embedder.model_id, dim=embedder.dim)
+
+
+def step_settled(db: Database, trainer: Trainer) -> TrainResult:
+    """One trainer step; when it started a consolidation in the background, that pass is
+    waited for and committed by a second step (what the worker's next rounds do)."""
+    result = trainer.step(db)
+    job = trainer.consolidations.job
+    if job is None:
+        return result
+    job.future.result(timeout=120)
+    return trainer.step(db)

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from sqlalchemy.orm import Session
 
 from app.clustering import generation
 from app.clustering.codec import dump_state, load_state
-from app.clustering.fitting import lloyd_step
 from app.clustering.generation import Proposal
 from app.clustering.model import OnlineKMeans
 from app.clustering.refit import RefitMark, refit_trigger
@@ -23,12 +23,12 @@ from app.db.base import utcnow
 from app.db.models import ModelCheckpoint
 from app.db.session import Database
 from app.model import repository as model_repository
+from app.model.consolidation import CONSOLIDATED, ConsolidationJob, ConsolidationRunner
 from app.model.refits import RefitJob, RefitRunner, decision
 from app.profile import repository as profile_repository
 
 log = logging.getLogger(__name__)
-CONSOLIDATED = "consolidated_profiles"  # checkpoint meta key of a consolidation's version
-CONSOLIDATE_PAGE = 10_000  # profiles read at a time by the consolidation pass (bounded memory)
+__all__ = ["CONSOLIDATED", "TrainResult", "Trainer"]
 REFIT = "refit"  # a new generation's checkpoint: the decision that made it
 
 
@@ -40,8 +40,23 @@ class TrainResult:
     refit: Proposal | None = None  # a refit decided in this step, adopted or not
 
 
+@dataclass
+class FittedStep:
+    """A step fitted in memory and not committed yet: what its one write transaction needs."""
+
+    model: OnlineKMeans  # the model after the step (a new object; the trainer's is untouched)
+    versions: dict[str, int]  # user_id -> the profile version read
+    fitted_rows: int = 0  # rows partial_fit (profiles with a direction)
+    checkpoint: ModelCheckpoint | None = None  # None when no row had a direction
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
 class Trainer:
-    """The leader's in-memory model; always equal to the latest committed checkpoint."""
+    """The leader's in-memory model; always equal to the latest committed checkpoint.
+
+    `self.model` is never changed in place: a step fits a copy and swaps it in once its
+    checkpoint is committed, so a failed commit leaves the committed model in place, and
+    background passes (consolidation, evaluation, refits) may read a model without a copy."""
 
     def __init__(self, settings: Settings, *, embedding_model: str, dim: int) -> None:
         self.settings = settings
@@ -56,6 +71,7 @@ class Trainer:
         # The last refit try (users 0: the first one is due as soon as the model exists).
         self._mark = RefitMark(users=0, trained_rows=0, at=-math.inf)
         self.refits = RefitRunner()
+        self.consolidations = ConsolidationRunner()
         # The version whose centres the last consolidation pass started from or produced: at
         # most one pass per model change, so an idle trainer does not commit versions forever.
         self.consolidated = 0
@@ -112,13 +128,9 @@ class Trainer:
 
     def step(self, db: Database) -> TrainResult:
         """One partial_fit over profiles changed since they were last trained on. When there
-        are none: a finished refit is decided, else a due one is started (in the background),
-        else a consolidation runs if the model changed since the last one."""
+        are none: a finished refit is decided, else a finished consolidation is committed,
+        else a due refit or consolidation is started (each in the background)."""
         started = time.perf_counter()
-        with db.read() as session:
-            latest = model_repository.latest_version(session) or 0
-        if latest != self.version:  # a recluster committed a new generation: adopt it now
-            self.restore(db)
         decided = None
         try:
             result = self._step(db)
@@ -126,55 +138,79 @@ class Trainer:
                 decided = self._decide_refit(db, job)
                 if decided is not None and decided.adopted:
                     result = TrainResult(result.rows, self.version)
-            elif not result.rows:
-                # a refit started now runs in the background and is decided at a later step
-                started_refit = self.refits.job is None and self._start_refit_if_due(db)
-                if not started_refit and self._should_consolidate():
-                    result = TrainResult(version=self._consolidate(db))
+            elif (done := self.consolidations.finished()) is not None:
+                if (version := self._commit_consolidation(db, done)) is not None:
+                    result = TrainResult(result.rows, version)
+            elif not (result.rows or self.background_running):
+                self._start_background(db)  # decided or committed at a later step
         except Exception:
-            self.restore(db)  # the in-memory model may be ahead of what was committed
+            self.restore(db)  # e.g. a recluster committed the version this step wanted
             raise
         seconds = time.perf_counter() - started
         return TrainResult(result.rows, result.version, seconds, decided)
 
     def _step(self, db: Database) -> TrainResult:
+        """Read the changed profiles in a short read, fit outside any transaction, commit the
+        checkpoint, the marks and the history in one short write."""
         s = self.settings
+        with db.read() as session:
+            # Read here, not in a transaction of its own: a recluster committed a new generation.
+            stale = (model_repository.latest_version(session) or 0) != self.version
+            if not stale:
+                limit = s.batch_size * s.train_step_batches
+                if not self.model.fitted:
+                    if profile_repository.count_untrained(session) < s.first_fit_users:
+                        return TrainResult()
+                    limit = max(s.batch_size, s.first_fit_users)
+                rows = profile_repository.untrained_profiles(session, limit)
+        if stale:
+            self.restore(db)
+            return self._step(db)
+        fitted = self._fit(rows)
+        if fitted is None:
+            return TrainResult()
         with db.write() as session:
-            limit = s.batch_size
-            if not self.model.fitted:
-                if profile_repository.count_untrained(session) < s.first_fit_users:
-                    return TrainResult()
-                limit = max(s.batch_size, s.first_fit_users)
-            rows = profile_repository.untrained_profiles(session, limit)
-            X, kept = unit_rows([blob for _, blob, _ in rows], self.dim)
-            if not self.model.fitted and len(X) < self.model.n_clusters:
-                return TrainResult()
-            version = None
-            if len(X):
-                self.model.partial_fit(X)
-                version = self.version + 1
-                self._commit_version(session, version, len(X))
-                distances = self.model.distances(X)
-                labels = distances.argmin(axis=1)
-                now = utcnow()
+            if fitted.checkpoint is not None:
+                model_repository.add_checkpoint(session, fitted.checkpoint, keep=s.checkpoints_keep)
+            marked = profile_repository.mark_trained(session, fitted.versions)
+            if fitted.checkpoint is not None:  # users erased since the read get no history
                 model_repository.add_history(
-                    session,
-                    [
-                        {
-                            "user_id": rows[i][0],
-                            "model_version": version,
-                            "cluster_id": self.ids[int(c)],
-                            "distance": float(distances[j, c]),
-                            "assigned_at": now,
-                        }
-                        for j, (i, c) in enumerate(zip(kept, labels, strict=True))
-                    ],
+                    session, [row for row in fitted.history if row["user_id"] in marked]
                 )
-            profile_repository.mark_trained(session, [user_id for user_id, _, _ in rows])
-        if version is not None:
-            self.version = version
-            self.trained_rows += len(X)
-        return TrainResult(rows=len(rows), version=version)
+        if fitted.checkpoint is None:
+            return TrainResult(rows=len(rows))
+        self.model, self.version = fitted.model, fitted.checkpoint.version
+        self.trained_rows += fitted.fitted_rows
+        return TrainResult(rows=len(rows), version=self.version)
+
+    def _fit(self, rows: list[tuple[str, bytes, int]]) -> FittedStep | None:
+        """partial_fit a copy of the model on `rows`, batch_size rows a call (the first fit: all
+        of them in one, so k-means++ sees a crowd). None: too few rows for a first fit."""
+        X, kept = unit_rows([blob for _, blob, _ in rows], self.dim)
+        if not self.model.fitted and len(X) < self.model.n_clusters:
+            return None
+        fitted = FittedStep(copy.deepcopy(self.model), {u: v for u, _, v in rows}, len(X))
+        if not len(X):
+            return fitted
+        size = self.settings.batch_size if self.model.fitted else len(X)
+        for start in range(0, len(X), size):
+            fitted.model.partial_fit(X[start : start + size])
+        version = self.version + 1
+        fitted.checkpoint = self._checkpoint(fitted.model, version, len(X))
+        distances = fitted.model.distances(X)
+        labels = distances.argmin(axis=1)
+        now = utcnow()
+        fitted.history = [
+            {
+                "user_id": rows[i][0],
+                "model_version": version,
+                "cluster_id": self.ids[int(c)],
+                "distance": float(distances[j, c]),
+                "assigned_at": now,
+            }
+            for j, (i, c) in enumerate(zip(kept, labels, strict=True))
+        ]
+        return fitted
 
     def _start_refit_if_due(self, db: Database) -> bool:
         """Start a refit in the background when one is due (app/clustering/refit.py)."""
@@ -198,15 +234,10 @@ class Trainer:
         X, _ = unit_rows([blob for _, blob in rows], self.dim)
         if len(X) < self.model.n_clusters:
             return False
-        current = load_state(
-            dump_state(self.model, embedding_model=self.embedding_model),
-            embedding_model=self.embedding_model,
-            n_features=self.dim,
-        )  # a frozen copy: the stream goes on training self.model meanwhile
         self.refits.start(
             X,
             trigger=trigger,
-            current=current,
+            current=self.model,  # never changed in place: the stream swaps in new models
             ids=list(self.ids),
             next_id=self.next_id,
             settings=s,
@@ -259,7 +290,9 @@ class Trainer:
                 self.generation += 1
                 version = (model_repository.latest_version(session) or 0) + 1
                 rows = proposal.sample_size
-                self._commit_version(session, version, rows, refit=proposal.as_meta())
+                self._commit_version(
+                    session, version, rows, model=proposal.model, refit=proposal.as_meta()
+                )
                 model_repository.add_refit(
                     session,
                     decision(proposal, population=population, judged=judged, new_version=version),
@@ -270,53 +303,55 @@ class Trainer:
         self.version = version
         return version
 
+    def _start_background(self, db: Database) -> None:
+        """When idle: start a due refit, else a due consolidation."""
+        if self._start_refit_if_due(db) or not self._should_consolidate():
+            return
+        self.consolidations.start(db, self.model, version=self.version)
+        self.consolidated = self.version  # tried for this version, whatever comes of it
+        self._consolidated_at = time.monotonic()
+
     def _should_consolidate(self) -> bool:
         s = self.settings
         rested = time.monotonic() - self._consolidated_at >= s.consolidate_interval_seconds
         return s.consolidate and self.model.fitted and self.consolidated != self.version and rested
 
-    def _consolidate(self, db: Database) -> int | None:
-        """One Lloyd iteration: each centre moves to the mean of the current profiles nearest
-        it, and is committed as a new version of this generation (None when nothing moved).
+    def _commit_consolidation(self, db: Database, job: ConsolidationJob) -> int | None:
+        """Commit a finished Lloyd step as a new version of this generation; None when nothing
+        moved, or when the model changed while it ran (it is tried again at a later idle step).
 
         Mini-batch centres are count-weighted means of every snapshot they ever absorbed, stale
         and partial ones included; nothing else pulls them back to their current members
         (benchmarks/EVALUATION.md). A centre with no members keeps its place. The counts stay
         as they are: they are the weight the centre holds against future mini-batches (and what
         forgetting decays), not its member count, so the stream's learning rate and sklearn's
-        low-count reassignment go on unchanged. Only profiles and centres are read, in user_id
-        order, so the result is deterministic and a restored trainer resumes bit-identically."""
-        with db.read() as session:
-            centers, members = lloyd_step(self.model, self._profile_pages(session))
-        self.consolidated = self.version  # tried for this version, whatever the outcome
-        self._consolidated_at = time.monotonic()
+        low-count reassignment go on unchanged."""
+        centers, members = job.future.result()
+        if job.version != self.version:
+            self.consolidated = 0  # moot: the stream moved on; a later idle step tries again
+            return None
         if np.array_equal(centers, self.model.centers):
             return None  # no profiles, or already a fixed point: no version to commit
+        model = copy.deepcopy(self.model)
+        model.set_centers(centers)
+        version = self.version + 1
         with db.write() as session:
-            self.model.set_centers(centers)
-            version = self.version + 1
-            self._commit_version(session, version, 0, consolidated=members)
-        self.version = self.consolidated = version
+            self._commit_version(session, version, 0, model=model, consolidated=members)
+        self.model, self.version = model, version
+        self.consolidated = version
         log.debug("consolidated into version %d over %d profiles", version, members)
         return version
 
-    def _profile_pages(self, session: Session) -> Iterator[np.ndarray]:
-        """Every profile as unit rows, CONSOLIDATE_PAGE at a time, in user_id order."""
-        after: str | None = None
-        while page := profile_repository.page(session, after=after, limit=CONSOLIDATE_PAGE):
-            after = page[-1][0]
-            yield unit_rows([blob for _, blob in page], self.dim)[0]
-
-    def _commit_version(
+    def _checkpoint(
         self,
-        session: Session,
+        model: OnlineKMeans,
         version: int,
         rows: int,
         *,
         consolidated: int | None = None,
         refit: dict[str, object] | None = None,
-    ) -> None:
-        state = dump_state(self.model, embedding_model=self.embedding_model)
+    ) -> ModelCheckpoint:
+        state = dump_state(model, embedding_model=self.embedding_model)
         meta = {
             **state.meta,
             model_repository.CLUSTER_IDS: self.ids,
@@ -328,18 +363,23 @@ class Trainer:
             meta[CONSOLIDATED] = consolidated
         if refit is not None:
             meta[REFIT] = refit
-        checkpoint = ModelCheckpoint(
+        return ModelCheckpoint(
             version=version,
             generation=self.generation,
             embedding_model=self.embedding_model,
             n_features=self.dim,
-            n_clusters=self.model.n_clusters,
+            n_clusters=model.n_clusters,
             meta=meta,
             centers=state.centers,
             counts=state.counts,
             trained_rows=rows,
             created_at=utcnow(),
         )
+
+    def _commit_version(
+        self, session: Session, version: int, rows: int, *, model: OnlineKMeans, **meta: Any
+    ) -> None:
+        checkpoint = self._checkpoint(model, version, rows, **meta)
         model_repository.add_checkpoint(session, checkpoint, keep=self.settings.checkpoints_keep)
 
     def recluster(self, db: Database, *, clusters: int) -> int:
@@ -373,6 +413,12 @@ class Trainer:
         """Whether a refit is being fitted or waits for its decision."""
         return self.refits.job is not None
 
+    @property
+    def background_running(self) -> bool:
+        """Whether a refit or a consolidation runs or waits to be decided or committed."""
+        return self.refits.job is not None or self.consolidations.job is not None
+
     def close(self) -> None:
-        """Stop the refit thread (a running fit is abandoned)."""
+        """Stop the background threads (a running fit or pass is abandoned)."""
         self.refits.close()
+        self.consolidations.close()

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import random
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, ScalarSelect, delete, func, select, update
+from sqlalchemy import Row, ScalarSelect, delete, func, select, text
 from sqlalchemy.orm import Session
 
 from app.db.models import UserProfile
-from app.db.session import dialect_insert, in_chunks, rowcount
+from app.db.session import dialect_insert, rowcount
 from app.event import repository as event_repository
 
 
@@ -32,14 +34,14 @@ def lock_profiles(
 
 
 def untrained_profiles(session: Session, limit: int) -> list[tuple[str, bytes, int]]:
-    """(user_id, vector_sum, version) of profiles changed since the trainer last saw them."""
+    """(user_id, vector_sum, version) of profiles changed since the trainer last saw them.
+    Read without locks: the trainer fits outside any transaction, and `mark_trained` records
+    the version read here, so a profile folded again meanwhile stays untrained."""
     query = (
         select(UserProfile.user_id, UserProfile.vector_sum, UserProfile.version)
         .where(UserProfile.version > UserProfile.trained_version)
         .order_by(UserProfile.user_id)
         .limit(limit)
-        # A profile a worker is folding right now is skipped; it is picked up next step.
-        .with_for_update(skip_locked=True)
     )
     return list(session.execute(query).tuples())
 
@@ -49,25 +51,88 @@ def count_untrained(session: Session) -> int:
     return session.scalar(query) or 0
 
 
-def mark_trained(session: Session, user_ids: list[str]) -> None:
-    """Record that the trainer consumed these profiles as they are now. Correct because the
-    step read them under its row locks (`untrained_profiles`), so no fold has changed them."""
-    for chunk in in_chunks(user_ids):
-        session.execute(
-            update(UserProfile)
-            .where(UserProfile.user_id.in_(chunk))
-            .values(trained_version=UserProfile.version)
-            .execution_options(synchronize_session=False)
-        )
+# One statement whatever the step's size: the (user_id, version) pairs travel as two arrays
+# (PostgreSQL) or one JSON array (SQLite) and are joined against the primary key.
+_MARK_TRAINED_POSTGRESQL = text(
+    "UPDATE user_profile AS p SET trained_version = v.version"
+    " FROM unnest(CAST(:user_ids AS varchar[]), CAST(:versions AS integer[]))"
+    " AS v(user_id, version)"
+    " WHERE p.user_id = v.user_id"
+    " RETURNING p.user_id"
+)
+_MARK_TRAINED_SQLITE = text(
+    "UPDATE user_profile SET trained_version = v.value ->> '$[1]'"
+    " FROM json_each(:pairs) AS v"
+    " WHERE user_profile.user_id = v.value ->> '$[0]'"
+    " RETURNING user_profile.user_id"
+)
+
+
+def mark_trained(session: Session, versions: dict[str, int]) -> set[str]:
+    """Record that the trainer consumed these profiles at the versions it read (user_id ->
+    version). A profile folded again since keeps a newer version, so it stays untrained; one
+    erased since is gone. Returns the user_ids marked (the profiles that still exist)."""
+    if not versions:
+        return set()
+    if session.get_bind().dialect.name == "postgresql":
+        params: dict[str, Any] = {
+            "user_ids": list(versions),
+            "versions": list(versions.values()),
+        }
+        result = session.execute(_MARK_TRAINED_POSTGRESQL, params)
+    else:
+        pairs = json.dumps(list(versions.items()))
+        result = session.execute(_MARK_TRAINED_SQLITE, {"pairs": pairs})
+    return set(result.scalars())
 
 
 def sample(session: Session, limit: int) -> list[tuple[str, bytes]]:
-    """(user_id, vector_sum) of up to `limit` profiles (all of them when there are fewer)."""
-    query = select(UserProfile.user_id, UserProfile.vector_sum).where(UserProfile.event_count > 0)
-    total = session.scalar(select(func.count()).select_from(UserProfile)) or 0
-    if total > limit:
-        query = query.order_by(func.random()).limit(limit)
-    return list(session.execute(query).tuples())
+    """(user_id, vector_sum) of about `limit` profiles drawn at random (all of them when there
+    are fewer), in no particular order. Never sorts the table: PostgreSQL draws whole pages
+    (TABLESAMPLE SYSTEM, topped up by a row-level BERNOULLI draw when the pages came short),
+    SQLite looks up random rowids."""
+    total = count(session)
+    if total <= limit:
+        query = select(UserProfile.user_id, UserProfile.vector_sum)
+        return list(session.execute(query.where(UserProfile.event_count > 0)).tuples())
+    if session.get_bind().dialect.name == "postgresql":
+        return _sample_postgresql(session, limit, total)
+    return _sample_sqlite(session, limit)
+
+
+def _sample_postgresql(session: Session, limit: int, total: int) -> list[tuple[str, bytes]]:
+    percent = min(100.0, 100.0 * limit * 1.2 / total)  # 20% over: pages hold uneven counts
+    rows: list[tuple[str, bytes]] = []
+    for method in ("SYSTEM", "BERNOULLI"):  # BERNOULLI: row-level, when SYSTEM drew too few
+        sampled = text(
+            f"SELECT user_id, vector_sum FROM user_profile TABLESAMPLE {method} (:percent)"
+            " WHERE event_count > 0 LIMIT :limit"
+        )
+        rows = list(session.execute(sampled, {"percent": percent, "limit": limit}).tuples())
+        if len(rows) >= limit * 0.9:
+            break
+    return rows
+
+
+def _sample_sqlite(session: Session, limit: int) -> list[tuple[str, bytes]]:
+    # Random rowids looked up in the table's own B-tree: the cost is the rows drawn, not the
+    # table. Erased profiles leave gaps, so a short draw is topped up a few times.
+    top = session.scalar(text("SELECT max(rowid) FROM user_profile")) or 0
+    drawn: dict[str, bytes] = {}
+    for _ in range(4):
+        wanted = limit - len(drawn)
+        if wanted <= 0:
+            break
+        rowids = random.sample(range(1, top + 1), min(top, wanted + wanted // 4))
+        rows = session.execute(
+            text(
+                "SELECT user_id, vector_sum FROM user_profile"
+                " WHERE rowid IN (SELECT value FROM json_each(:rowids)) AND event_count > 0"
+            ),
+            {"rowids": json.dumps(rowids)},
+        ).tuples()
+        drawn.update(rows)
+    return list(drawn.items())[:limit]
 
 
 def page(session: Session, *, after: str | None, limit: int) -> list[tuple[str, bytes]]:

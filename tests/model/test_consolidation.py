@@ -13,7 +13,7 @@ from app.db.base import utcnow
 from app.db.models import ModelCheckpoint, UserProfile
 from app.model import repository as model_repository
 from app.model.trainer import CONSOLIDATED, Trainer, TrainResult
-from tests.factories import TOPICS, drain, post, topic_events, trainer_for
+from tests.factories import TOPICS, drain, post, step_settled, topic_events, trainer_for
 
 MUSIC = [
     "jazz concert in the park",
@@ -27,7 +27,7 @@ MUSIC = [
 def until_idle(db, trainer: Trainer) -> list[TrainResult]:
     """Steps until one neither trains nor commits (the consolidation is the step before)."""
     results = []
-    while (result := trainer.step(db)).rows or result.version is not None:
+    while (result := step_settled(db, trainer)).rows or result.version is not None:
         results.append(result)
     return results
 
@@ -95,7 +95,7 @@ def test_an_idle_trainer_consolidates_stale_centres(db, embedder, make_settings)
 
     trainer = trainer_for(make_settings(clusters=3, model_half_life=0), embedder)
     trainer.restore(db)
-    result = trainer.step(db)
+    result = step_settled(db, trainer)
     assert (result.rows, result.version) == (0, stream.version + 1)
 
     row = latest(db)
@@ -113,10 +113,10 @@ def test_an_idle_trainer_consolidates_stale_centres(db, embedder, make_settings)
     assert row.meta["rng"] == stream.meta["rng"]
     assert row.meta["n_steps_"] == stream.meta["n_steps_"]
     # Once per model change, in this trainer and in a restarted one.
-    assert trainer.step(db).version is None
+    assert step_settled(db, trainer).version is None
     restarted = trainer_for(make_settings(clusters=3, model_half_life=0), embedder)
     restarted.restore(db)
-    assert restarted.step(db).version is None and latest(db).version == row.version
+    assert step_settled(db, restarted).version is None and latest(db).version == row.version
 
 
 def test_one_consolidation_per_idle_period_and_none_when_nothing_changed(
@@ -131,31 +131,31 @@ def test_one_consolidation_per_idle_period_and_none_when_nothing_changed(
     assert trained == [1, 2] and (results[-1].rows, results[-1].version) == (0, 3)
     assert latest(db).meta[CONSOLIDATED] == 18
     for _ in range(3):  # idle and unchanged: no more versions
-        assert trainer.step(db).version is None
+        assert step_settled(db, trainer).version is None
     # Nor after a restart: the checkpoint says it is a consolidation already.
     restarted = trainer_for(settings, embedder)
     restarted.restore(db)
-    assert restarted.step(db).version is None and latest(db).version == 3
+    assert step_settled(db, restarted).version is None and latest(db).version == 3
 
     post(db, topic_events(users_per_topic=2, events_per_user=1, prefix="more-"))
     drain(db, embedder, settings)
     results = until_idle(db, restarted)
     assert [(r.rows, r.version) for r in results] == [(6, 4), (0, 5)]
     assert CONSOLIDATED not in checkpoint(db, 4).meta and latest(db).meta[CONSOLIDATED] == 24
-    assert restarted.step(db).version is None and latest(db).version == 5
+    assert step_settled(db, restarted).version is None and latest(db).version == 5
 
 
 def test_no_consolidation_when_off_or_before_the_first_fit(db, embedder, make_settings):
     post(db, topic_events(users_per_topic=6, events_per_user=2))  # 18 users
     drain(db, embedder, make_settings())
     waiting = trainer_for(make_settings(clusters=3, min_users_first_fit=30), embedder)
-    result = waiting.step(db)
+    result = step_settled(db, waiting)
     assert (result.rows, result.version, latest(db)) == (0, None, None)
 
     settings = make_settings(clusters=3, min_users_first_fit=9, batch_size=9, consolidate=False)
     trainer = trainer_for(settings, embedder)
     assert [r.version for r in until_idle(db, trainer)] == [1, 2]
-    assert trainer.step(db).version is None and latest(db).version == 2
+    assert step_settled(db, trainer).version is None and latest(db).version == 2
 
 
 def set_untrained(db, users: list[str] | None, untrained: bool) -> None:
@@ -203,15 +203,15 @@ def test_training_resumed_with_consolidation_is_bit_identical(db, embedder, make
 
     trainer = trainer_for(settings, embedder)
     start_phase(1)
-    while trainer.step(db).rows:  # trains phase 1, then consolidates; ...
+    while step_settled(db, trainer).rows:  # trains phase 1, then consolidates; ...
         pass
     trainer = restarted()  # ... dies right after the consolidation
-    assert trainer.version == consolidations[0] and trainer.step(db).version is None
+    assert trainer.version == consolidations[0] and step_settled(db, trainer).version is None
     start_phase(2)
-    trainer.step(db)
-    trainer.step(db)
+    step_settled(db, trainer)
+    step_settled(db, trainer)
     trainer = restarted()  # dies mid-phase
-    while (result := trainer.step(db)).rows:
+    while (result := step_settled(db, trainer)).rows:
         assert result.version is not None
     # The loop's last step consolidated already; kill before one instead: roll it back.
     assert result.version == reference.version
@@ -220,8 +220,8 @@ def test_training_resumed_with_consolidation_is_bit_identical(db, embedder, make
             ModelCheckpoint.__table__.delete().where(ModelCheckpoint.version == result.version)
         )
     trainer = restarted()
-    assert trainer.step(db).version == reference.version  # the restored one consolidates
-    assert trainer.step(db).version is None
+    assert step_settled(db, trainer).version == reference.version  # the restored one consolidates
+    assert step_settled(db, trainer).version is None
 
     result_row = latest(db)
     assert result_row.version == reference.version
@@ -245,5 +245,5 @@ def test_consolidations_are_spaced_by_the_interval(db, embedder, make_settings):
     post(db, topic_events(users_per_topic=6, events_per_user=1, prefix="more-"))
     drain(db, embedder, settings)
     trained = [r.version for r in until_idle(db, trainer)]
-    assert trained and trainer.step(db).version is None  # changed, but within the interval
+    assert trained and step_settled(db, trainer).version is None  # changed, but within the interval
     assert trainer.consolidated != trainer.version

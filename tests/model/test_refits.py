@@ -19,9 +19,9 @@ def settle(db, trainer: Trainer) -> None:  # type: ignore[no-untyped-def]
     """Step until nothing is left to train and no refit is running or undecided."""
     for _ in range(200):
         result = trainer.step(db)
-        job = trainer.refits.job
+        job = trainer.refits.job or trainer.consolidations.job
         if job is not None:
-            job.future.result(timeout=120)  # decided at the next step
+            job.future.result(timeout=120)  # decided or committed at the next step
             continue
         if not result.rows and result.version is None:
             return

@@ -1,0 +1,72 @@
+"""Consolidation: one Lloyd iteration over every current profile, on a thread of its own, so a
+million profiles read page by page never stall the folding loop."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from app.clustering.fitting import lloyd_step
+from app.clustering.model import OnlineKMeans
+from app.clustering.vectors import unit_rows
+from app.db.session import Database
+from app.profile import repository as profile_repository
+
+CONSOLIDATED = "consolidated_profiles"  # checkpoint meta key of a consolidation's version
+CONSOLIDATE_PAGE = 10_000  # profiles read at a time (bounded memory)
+
+
+def lloyd_over_profiles(db: Database, model: OnlineKMeans) -> tuple[np.ndarray, int]:
+    """The centres one Lloyd step moves `model`'s to, and how many profiles it read. Only
+    profiles and centres are read, in user_id order, so the result is deterministic."""
+    return lloyd_step(model, _pages(db, model.n_features))
+
+
+def _pages(db: Database, dim: int) -> Iterator[np.ndarray]:
+    """Every profile as unit rows, one short read per page (no transaction spans the pass)."""
+    after: str | None = None
+    while True:
+        with db.read() as session:
+            page = profile_repository.page(session, after=after, limit=CONSOLIDATE_PAGE)
+        if not page:
+            return
+        after = page[-1][0]
+        yield unit_rows([blob for _, blob in page], dim)[0]
+
+
+@dataclass(frozen=True)
+class ConsolidationJob:
+    future: Future[tuple[np.ndarray, int]]
+    version: int  # the version whose centres it started from: only that version may take it
+
+
+class ConsolidationRunner:
+    """One pass at a time on a thread; the trainer commits its result at a later step."""
+
+    def __init__(self) -> None:
+        self._executor: ThreadPoolExecutor | None = None
+        self.job: ConsolidationJob | None = None
+
+    def start(self, db: Database, model: OnlineKMeans, *, version: int) -> None:
+        """Compute a Lloyd step from `model` (never changed in place: the trainer swaps in new
+        model objects, so this one stays the state of `version`)."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="consolidate")
+        self.job = ConsolidationJob(self._executor.submit(lloyd_over_profiles, db, model), version)
+
+    def finished(self) -> ConsolidationJob | None:
+        """The job, once its pass is done (it is then no longer held)."""
+        job = self.job
+        if job is None or not job.future.done():
+            return None
+        self.job = None
+        return job
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+        self.job = None
