@@ -7,8 +7,9 @@
 Seeds N changed (untrained) profiles with clustered random unit vectors straight into the
 database, then runs `Trainer.step` until every profile is trained: each step reads up to
 step_batches * batch_size changed profiles, partial_fits them batch_size rows a call, then
-commits a checkpoint, the assignment history and the trained marks in one write. The raw limit is sklearn's `MiniBatchKMeans.partial_fit` on the same
-rows in the same batches, in memory. Default settings (k=8, batch_size 1024, 16 batches a step).
+commits a checkpoint, the assignment history and the trained marks in one write. The raw
+limit is sklearn's `MiniBatchKMeans.partial_fit` on the same rows in the same batches, in
+memory. Default settings (k=8, batch_size 1024, 16 batches a step).
 """
 
 from __future__ import annotations
