@@ -74,7 +74,7 @@ def edges(source_room: str) -> Iterable[tuple[str, str]]:
 def test_the_graph_sees_the_imports_it_should() -> None:
     # Guards the checks below against passing because the parser found nothing.
     assert "app.profile.repository" in GRAPH["app.model.trainer"]
-    assert "app.clustering.fitting" in GRAPH["app.model.trainer"]
+    assert "app.clustering.fitting" in GRAPH["app.model.consolidation"]
     assert "app.main" in GRAPH["app.cli"]  # an import inside a function counts too
 
 

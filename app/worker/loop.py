@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 
+from app.clustering.model import OnlineKMeans
 from app.config import Settings
 from app.db.session import Database, UnsupportedDatabaseError
 from app.embedding.embedder import Embedder, EmbedderError, load_embedder
@@ -31,6 +33,9 @@ class Worker:
         self._evaluated_version = 0
         self._evaluated_at = 0.0
         self._last_assignment: dict[str, int] | None = None
+        # Evaluations run on a thread of their own, so sampling and scoring never stall folding.
+        self._evaluator: ThreadPoolExecutor | None = None
+        self._evaluation: Future[dict[str, int]] | None = None
         self.load_error: str | None = None
         self.retry = Retry()
         self._first_step_logged = False
@@ -84,6 +89,8 @@ class Worker:
             metrics.WORKER_READY.set(0)
             if self.trainer is not None:
                 self.trainer.close()
+            if self._evaluator is not None:
+                self._evaluator.shutdown(wait=False, cancel_futures=True)
             self.leader.release()
 
     def run_once(self) -> bool:
@@ -134,9 +141,25 @@ class Worker:
             log.info("this worker is now the trainer (model version %d)", trainer.version)
         return self.trainer is not None
 
+    @property
+    def settled(self) -> bool:
+        """Whether no background work (evaluation, refit, consolidation) is running or waits
+        for a later round to record it."""
+        trainer_busy = self.trainer is not None and self.trainer.background_running
+        return self._evaluation is None and not trainer_busy
+
     def _evaluate_if_due(self) -> None:
+        """Record a finished evaluation; start one when the model changed and one is due."""
         trainer = self.trainer
         assert trainer is not None and self.embedder is not None
+        if self._evaluation is not None:
+            if not self._evaluation.done():
+                return
+            evaluation, self._evaluation = self._evaluation, None
+            try:
+                self._last_assignment = evaluation.result()
+            except Exception:
+                log.exception("evaluation failed; the next one is due in an interval")
         if trainer.version <= self._evaluated_version:
             return
         first = self._evaluated_version == 0
@@ -145,17 +168,28 @@ class Worker:
             and time.monotonic() - self._evaluated_at < self.settings.evaluate_interval_seconds
         ):
             return
-        snapshot, self._last_assignment = evaluate(
+        self._evaluated_version, self._evaluated_at = trainer.version, time.monotonic()
+        if self._evaluator is None:
+            self._evaluator = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evaluate")
+        # trainer.model is never changed in place, so the thread may read it as it is now.
+        self._evaluation = self._evaluator.submit(
+            self._evaluate, trainer.model, trainer.version, list(trainer.ids)
+        )
+
+    def _evaluate(self, model: OnlineKMeans, version: int, ids: list[int]) -> dict[str, int]:
+        """A quality snapshot of `version`, then its map; returns the assignment it saw."""
+        assert self.embedder is not None
+        snapshot, assignment = evaluate(
             self.db,
-            trainer.model,
-            version=trainer.version,
+            model,
+            version=version,
             settings=self.settings,
             embedding_model=self.embedder.model_id,
             previous=self._last_assignment,
-            ids=trainer.ids,
+            ids=ids,
         )
-        self._evaluated_version, self._evaluated_at = trainer.version, time.monotonic()
-        cluster_map.record_map(self.db, trainer.model, snapshot)  # after: never twice
+        cluster_map.record_map(self.db, model, snapshot)  # after: never twice
+        return assignment
 
     def start_thread(self) -> threading.Thread:
         thread = threading.Thread(target=self.run, name="worker", daemon=True)

@@ -49,9 +49,13 @@ def worker(db, embedder, settings):
 
 
 def run_until_idle(worker: Worker) -> None:
-    for _ in range(100):
-        if not worker.run_once():
+    """Rounds until one does nothing and no background work waits to be recorded."""
+    for _ in range(600):
+        busy = worker.run_once()
+        if not busy and worker.settled:
             return
+        if not busy:
+            time.sleep(0.05)  # an evaluation or a consolidation runs on its thread
     raise AssertionError("the worker never went idle")
 
 
