@@ -6,6 +6,7 @@ import threading
 from dataclasses import dataclass
 
 import numpy as np
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from app.clustering.codec import decode_arrays
@@ -27,14 +28,15 @@ class ModelCache:
         self._current: CurrentModel | None = None
         self._lock = threading.Lock()
 
-    def get(self, session: Session, version: int | None) -> CurrentModel | None:
+    def get(self, conn: Connection, version: int | None) -> CurrentModel | None:
         """The centers of `version` (the latest, read by the caller in its own query)."""
         if version is None:
             return None
         current = self._current
         if current is not None and current.version == version:
             return current
-        row = model_repository.get_checkpoint(session, version)
+        with Session(bind=conn) as session:  # once per version: the ORM's cost is paid rarely
+            row = model_repository.get_checkpoint(session, version)
         if row is None:  # pruned between the two reads: the next call sees the newer one
             return current
         centers, _ = decode_arrays(model_repository.checkpoint_state(row))

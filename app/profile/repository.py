@@ -7,7 +7,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, ScalarSelect, delete, func, select, text
+from sqlalchemy import Connection, Row, ScalarSelect, delete, func, select, text
 from sqlalchemy.orm import Session
 
 from app.db.models import UserProfile
@@ -152,7 +152,7 @@ class QuerySnapshot:
 
 
 def query_snapshot(
-    session: Session, user_id: str, *, model_version: ScalarSelect[Any]
+    session: Session | Connection, user_id: str, *, model_version: ScalarSelect[Any]
 ) -> QuerySnapshot:
     """What a cluster query needs, in one round trip: the profile, the user's unapplied events
     (pending and quarantined) and `model_version`, the model domain's subquery for the latest
@@ -180,7 +180,7 @@ def get(session: Session, user_id: str) -> UserProfile | None:
     return session.get(UserProfile, user_id)
 
 
-def count(session: Session) -> int:
+def count(session: Session | Connection) -> int:
     return session.scalar(select(func.count()).select_from(UserProfile)) or 0
 
 

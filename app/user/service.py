@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from app.clustering.vectors import unit_rows
@@ -29,12 +30,12 @@ NO_DIRECTION = "the user's events cancel out: the profile has no direction to pl
 
 
 def current_cluster(
-    session: Session, *, user_id: str, models: ModelCache, first_fit_users: int
+    conn: Connection, *, user_id: str, models: ModelCache, first_fit_users: int
 ) -> UserCluster:
     """The user's cluster against the latest committed model version; a pending answer says
     what it waits for (`first_fit_users`: the population the first model waits for)."""
     snapshot = profile_repository.query_snapshot(
-        session, user_id, model_version=model_repository.latest_version_query()
+        conn, user_id, model_version=model_repository.latest_version_query()
     )
     profile = snapshot.profile
     if profile is None and not (snapshot.pending_events or snapshot.quarantined_events):
@@ -57,12 +58,12 @@ def current_cluster(
         model_version=None,
         profile=info,
     )
-    model = models.get(session, snapshot.model_version)
+    model = models.get(conn, snapshot.model_version)
     if profile is None:
         answer.reason = NOT_APPLIED if snapshot.pending_events else QUARANTINED
         return answer
     if model is None:
-        users = profile_repository.count(session)
+        users = profile_repository.count(conn)
         answer.reason = (
             f"{NO_MODEL}: {first_fit_users - users} more users with a profile before the first "
             f"model (it fits at {first_fit_users})"
