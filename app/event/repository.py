@@ -7,7 +7,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ScalarSelect, Select, and_, delete, exists, func, insert, or_, select, update
+from sqlalchemy import (
+    BindParameter,
+    ScalarSelect,
+    Select,
+    and_,
+    delete,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from app.db.base import utcnow
@@ -107,7 +119,7 @@ def recent_applied(session: Session, limit: int) -> list[tuple[str, str | None, 
     return list(session.execute(query).tuples())
 
 
-def user_pending_count(user_id: str) -> ScalarSelect[int]:
+def user_pending_count(user_id: str | BindParameter[str]) -> ScalarSelect[int]:
     """The user's unapplied events that are not quarantined, as a subquery to embed in another
     domain's one-trip query."""
     return (
@@ -117,7 +129,7 @@ def user_pending_count(user_id: str) -> ScalarSelect[int]:
     )
 
 
-def user_quarantined_count(user_id: str) -> ScalarSelect[int]:
+def user_quarantined_count(user_id: str | BindParameter[str]) -> ScalarSelect[int]:
     """The user's quarantined events, as a subquery like `user_pending_count`."""
     return (
         select(func.count())

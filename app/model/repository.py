@@ -3,6 +3,7 @@ assignment history."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from sqlalchemy import ScalarSelect, delete, func, insert, select, update
@@ -25,8 +26,10 @@ def latest_checkpoint(session: Session) -> ModelCheckpoint | None:
     ).first()
 
 
+@functools.cache
 def latest_version_query() -> ScalarSelect[Any]:
-    """The latest committed version as a subquery, for queries that read it in the same trip."""
+    """The latest committed version as a subquery, for queries that read it in the same trip
+    (one object per process, so statements built around it can be built once)."""
     return select(func.max(ModelCheckpoint.version)).scalar_subquery()
 
 

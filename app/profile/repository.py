@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Row, ScalarSelect, delete, func, select, text
+from sqlalchemy import (
+    Connection,
+    Row,
+    ScalarSelect,
+    Select,
+    bindparam,
+    delete,
+    func,
+    select,
+    text,
+)
 from sqlalchemy.orm import Session
 
 from app.db.models import UserProfile
@@ -157,23 +168,31 @@ def query_snapshot(
     """What a cluster query needs, in one round trip: the profile, the user's unapplied events
     (pending and quarantined) and `model_version`, the model domain's subquery for the latest
     committed version (passed in because profiles sit below the model on the data path)."""
-    pending = event_repository.user_pending_count(user_id)
-    quarantined = event_repository.user_quarantined_count(user_id)
-    row = session.execute(
-        select(
-            pending.label("pending"),
-            quarantined.label("quarantined"),
-            model_version.label("latest"),
-            UserProfile.event_count,
-            UserProfile.vector_sum,
-            UserProfile.last_event_at,
-            UserProfile.updated_at,
-        ).where(UserProfile.user_id == user_id)
-    ).first()
+    with_profile, without_profile = _snapshot_statements(model_version)
+    row = session.execute(with_profile, {"user_id": user_id}).first()
     if row is None:  # no profile (yet): the rarer path costs a second statement
-        counts = session.execute(select(pending, quarantined, model_version)).one()
+        counts = session.execute(without_profile, {"user_id": user_id}).one()
         return QuerySnapshot(None, counts[0], counts[1], counts[2])
     return QuerySnapshot(row, row.pending, row.quarantined, row.latest)
+
+
+@functools.cache
+def _snapshot_statements(model_version: ScalarSelect[Any]) -> tuple[Select[Any], Select[Any]]:
+    """`query_snapshot`'s two statements, built once (per model_version subquery, a constant
+    of the model domain): building a select costs more than running it on the hot path."""
+    user_id = bindparam("user_id", type_=UserProfile.user_id.type)
+    pending = event_repository.user_pending_count(user_id)
+    quarantined = event_repository.user_quarantined_count(user_id)
+    with_profile = select(
+        pending.label("pending"),
+        quarantined.label("quarantined"),
+        model_version.label("latest"),
+        UserProfile.event_count,
+        UserProfile.vector_sum,
+        UserProfile.last_event_at,
+        UserProfile.updated_at,
+    ).where(UserProfile.user_id == user_id)
+    return with_profile, select(pending, quarantined, model_version)
 
 
 def get(session: Session, user_id: str) -> UserProfile | None:
