@@ -97,11 +97,14 @@ def mark_trained(session: Session, versions: dict[str, int]) -> set[str]:
     return set(result.scalars())
 
 
+SYSTEM_SAMPLE_FROM = 100_000  # profiles from which PostgreSQL samples pages, not rows
+
+
 def sample(session: Session, limit: int) -> list[tuple[str, bytes]]:
     """(user_id, vector_sum) of about `limit` profiles drawn at random (all of them when there
-    are fewer), in no particular order. Never sorts the table: PostgreSQL draws whole pages
-    (TABLESAMPLE SYSTEM, topped up by a row-level BERNOULLI draw when the pages came short),
-    SQLite looks up random rowids."""
+    are fewer), in no particular order. Never sorts the table: PostgreSQL draws whole pages of
+    a big table (TABLESAMPLE SYSTEM; a row-level BERNOULLI draw on a small one or when the
+    pages came short), SQLite looks up random rowids."""
     total = count(session)
     if total <= limit:
         query = select(UserProfile.user_id, UserProfile.vector_sum)
@@ -112,17 +115,20 @@ def sample(session: Session, limit: int) -> list[tuple[str, bytes]]:
 
 
 def _sample_postgresql(session: Session, limit: int, total: int) -> list[tuple[str, bytes]]:
-    percent = min(100.0, 100.0 * limit * 1.2 / total)  # 20% over: pages hold uneven counts
+    # A little over `limit`, then cut at random: a LIMIT would cut the pages at the table's end.
+    percent = min(100.0, 100.0 * limit * 1.1 / total)
     rows: list[tuple[str, bytes]] = []
-    for method in ("SYSTEM", "BERNOULLI"):  # BERNOULLI: row-level, when SYSTEM drew too few
+    # SYSTEM draws whole pages: cheapest, and fine-grained enough only on a big table.
+    methods = ("SYSTEM", "BERNOULLI") if total >= SYSTEM_SAMPLE_FROM else ("BERNOULLI",)
+    for method in methods:  # BERNOULLI: row-level, also when SYSTEM drew too few
         sampled = text(
             f"SELECT user_id, vector_sum FROM user_profile TABLESAMPLE {method} (:percent)"
-            " WHERE event_count > 0 LIMIT :limit"
+            " WHERE event_count > 0"
         )
-        rows = list(session.execute(sampled, {"percent": percent, "limit": limit}).tuples())
+        rows = list(session.execute(sampled, {"percent": percent}).tuples())
         if len(rows) >= limit * 0.9:
             break
-    return rows
+    return random.sample(rows, limit) if len(rows) > limit else rows
 
 
 def _sample_sqlite(session: Session, limit: int) -> list[tuple[str, bytes]]:
@@ -142,7 +148,7 @@ def _sample_sqlite(session: Session, limit: int) -> list[tuple[str, bytes]]:
             ),
             {"rowids": json.dumps(rowids)},
         ).tuples()
-        drawn.update(rows)
+        drawn.update((user_id, blob) for user_id, blob in rows)
     return list(drawn.items())[:limit]
 
 
