@@ -3,6 +3,7 @@ million profiles read page by page never stall the folding loop."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -19,16 +20,24 @@ CONSOLIDATED = "consolidated_profiles"  # checkpoint meta key of a consolidation
 CONSOLIDATE_PAGE = 10_000  # profiles read at a time (bounded memory)
 
 
-def lloyd_over_profiles(db: Database, model: OnlineKMeans) -> tuple[np.ndarray, int]:
+class Cancelled(Exception):
+    """The pass was stopped (the worker is shutting down or lost the lead)."""
+
+
+def lloyd_over_profiles(
+    db: Database, model: OnlineKMeans, stop: threading.Event | None = None
+) -> tuple[np.ndarray, int]:
     """The centres one Lloyd step moves `model`'s to, and how many profiles it read. Only
     profiles and centres are read, in user_id order, so the result is deterministic."""
-    return lloyd_step(model, _pages(db, model.n_features))
+    return lloyd_step(model, _pages(db, model.n_features, stop or threading.Event()))
 
 
-def _pages(db: Database, dim: int) -> Iterator[np.ndarray]:
+def _pages(db: Database, dim: int, stop: threading.Event) -> Iterator[np.ndarray]:
     """Every profile as unit rows, one short read per page (no transaction spans the pass)."""
     after: str | None = None
     while True:
+        if stop.is_set():  # checked per page: a process that stops is not held up minutes
+            raise Cancelled
         with db.read() as session:
             page = profile_repository.page(session, after=after, limit=CONSOLIDATE_PAGE)
         if not page:
@@ -48,6 +57,7 @@ class ConsolidationRunner:
 
     def __init__(self) -> None:
         self._executor: ThreadPoolExecutor | None = None
+        self._stop = threading.Event()
         self.job: ConsolidationJob | None = None
 
     def start(self, db: Database, model: OnlineKMeans, *, version: int) -> None:
@@ -55,7 +65,8 @@ class ConsolidationRunner:
         model objects, so this one stays the state of `version`)."""
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="consolidate")
-        self.job = ConsolidationJob(self._executor.submit(lloyd_over_profiles, db, model), version)
+        future = self._executor.submit(lloyd_over_profiles, db, model, self._stop)
+        self.job = ConsolidationJob(future, version)
 
     def finished(self) -> ConsolidationJob | None:
         """The job, once its pass is done (it is then no longer held)."""
@@ -66,6 +77,9 @@ class ConsolidationRunner:
         return job
 
     def close(self) -> None:
+        """Stop the thread; a running pass ends at its next page."""
+        self._stop.set()
+        self._stop = threading.Event()  # a pass started later is not stopped by this close
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None

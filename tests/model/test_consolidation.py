@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import numpy as np
+import pytest
 from sqlalchemy import select, update
 
 from app.clustering.codec import decode_arrays
@@ -12,6 +14,7 @@ from app.clustering.vectors import unit_rows
 from app.db.base import utcnow
 from app.db.models import ModelCheckpoint, UserProfile
 from app.model import repository as model_repository
+from app.model.consolidation import Cancelled, lloyd_over_profiles
 from app.model.trainer import CONSOLIDATED, Trainer, TrainResult
 from tests.factories import TOPICS, drain, post, step_settled, topic_events, trainer_for
 
@@ -247,3 +250,19 @@ def test_consolidations_are_spaced_by_the_interval(db, embedder, make_settings):
     trained = [r.version for r in until_idle(db, trainer)]
     assert trained and step_settled(db, trainer).version is None  # changed, but within the interval
     assert trainer.consolidated != trainer.version
+
+
+def test_a_stopped_pass_ends_at_its_next_page(db, embedder, make_settings):
+    """Closing the trainer (shutdown, lost lead) stops a running pass instead of waiting for
+    it to read every profile."""
+    settings = make_settings(clusters=3, min_users_first_fit=9, batch_size=9, consolidate=False)
+    post(db, topic_events(users_per_topic=3, events_per_user=1))
+    drain(db, embedder, settings)
+    trainer = trainer_for(settings, embedder)
+    assert trainer.step(db).version == 1
+    stop = threading.Event()
+    centers, members = lloyd_over_profiles(db, trainer.model, stop)
+    assert members == 9 and centers.shape == trainer.model.centers.shape
+    stop.set()
+    with pytest.raises(Cancelled):
+        lloyd_over_profiles(db, trainer.model, stop)
