@@ -9,7 +9,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Connection, CursorResult, Engine, Result, create_engine, event
+import psycopg
+from sqlalchemy import (
+    Connection,
+    CursorResult,
+    Engine,
+    Result,
+    Select,
+    TextClause,
+    create_engine,
+    event,
+)
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
@@ -193,6 +203,20 @@ def in_chunks(values: Sequence[T]) -> Iterator[Sequence[T]]:
 def rowcount(result: Result[Any]) -> int:
     """Rows matched by an UPDATE or DELETE (typed: `Session.execute` returns a plain Result)."""
     return cast(CursorResult[Any], result).rowcount
+
+
+def fetch_rows(
+    session: Session, statement: Select[*tuple[Any, ...]] | TextClause
+) -> list[Any]:
+    """All rows of a read that moves many blobs. PostgreSQL answers in its binary format: the
+    text one sends each 3 KB profile sum as 6 KB of hex, and decoding it cost ~2/3 of the read."""
+    if session.get_bind().dialect.name != "postgresql":
+        return [tuple(row) for row in session.execute(statement)]
+    compiled = statement.compile(dialect=session.get_bind().dialect)
+    raw = cast(psycopg.Connection[Any], session.connection().connection.dbapi_connection)
+    with raw.cursor(binary=True) as cursor:
+        cursor.execute(str(compiled), compiled.params)  # type: ignore[arg-type]
+        return cursor.fetchall()
 
 
 def dialect_insert(session: Session, model: type) -> Any:

@@ -22,7 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from app.db.models import UserProfile
-from app.db.session import dialect_insert, rowcount
+from app.db.session import dialect_insert, fetch_rows, rowcount
 from app.event import repository as event_repository
 
 
@@ -54,7 +54,7 @@ def untrained_profiles(session: Session, limit: int) -> list[tuple[str, bytes, i
         .order_by(UserProfile.user_id)
         .limit(limit)
     )
-    return list(session.execute(query).tuples())
+    return fetch_rows(session, query)
 
 
 def count_untrained(session: Session) -> int:
@@ -125,7 +125,7 @@ def _sample_postgresql(session: Session, limit: int, total: int) -> list[tuple[s
             f"SELECT user_id, vector_sum FROM user_profile TABLESAMPLE {method} (:percent)"
             " WHERE event_count > 0"
         )
-        rows = list(session.execute(sampled, {"percent": percent}).tuples())
+        rows = fetch_rows(session, sampled.bindparams(percent=percent))
         if len(rows) >= limit * 0.9:
             break
     return random.sample(rows, limit) if len(rows) > limit else rows
@@ -157,7 +157,7 @@ def page(session: Session, *, after: str | None, limit: int) -> list[tuple[str, 
     query = select(UserProfile.user_id, UserProfile.vector_sum).where(UserProfile.event_count > 0)
     if after is not None:
         query = query.where(UserProfile.user_id > after)
-    return list(session.execute(query.order_by(UserProfile.user_id).limit(limit)).tuples())
+    return fetch_rows(session, query.order_by(UserProfile.user_id).limit(limit))
 
 
 @dataclass(frozen=True)
