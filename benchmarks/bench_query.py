@@ -80,7 +80,16 @@ def bench_database(url: str, args: argparse.Namespace) -> list[list[object]]:
         assert answer["status"] == "assigned", answer
         c = args.concurrency
         run_load(port, paths, concurrency=c, duration=2, headers=AUTH)  # warm-up
-        ceiling = run_load(port, paths, concurrency=c, duration=args.seconds, headers=AUTH)
+        # Rounds that alternate the query and the trivial endpoint, best of each: on a shared
+        # machine one run of either measures the moment as much as the server.
+        ceilings, trivials = [], []
+        for _ in range(args.rounds):
+            ceilings.append(run_load(port, paths, concurrency=c, duration=args.seconds,
+                                     headers=AUTH))  # fmt: skip
+            trivials.append(run_load(port, [("GET", "/healthz", b"")], concurrency=c,
+                                     duration=args.seconds, headers=AUTH))  # fmt: skip
+        ceiling = max(ceilings, key=lambda r: r.rate)
+        trivial = max(trivials, key=lambda r: r.rate)
         paced = run_load(
             port, paths, concurrency=c, duration=args.seconds, headers=AUTH, rate=args.rate
         )
@@ -90,16 +99,13 @@ def bench_database(url: str, args: argparse.Namespace) -> list[list[object]]:
             port, paths, concurrency=c, duration=args.seconds, headers=AUTH,
             rate=ceiling.rate / 2,
         )  # fmt: skip
-        trivial = run_load(
-            port, [("GET", "/healthz", b"")], concurrency=c, duration=args.seconds,
-            headers=AUTH,
-        )  # fmt: skip
-    for result in (ceiling, paced, half):
+    for result in (*ceilings, paced, half):
         if set(result.statuses) != {200}:
             raise SystemExit(f"unexpected statuses {result.statuses}")
     p50, p99 = (common.percentile(paced.latencies, q) * 1000 for q in (50, 99))
+    half_p99 = common.percentile(half.latencies, 99) * 1000
     return [
-        [kind, f"closed loop, c={c} (req/s)", ceiling.rate, ">= 1,000",
+        [kind, f"closed loop, c={c}, best of {args.rounds} (req/s)", ceiling.rate, ">= 1,000",
          common.verdict(ceiling.rate, 1000)],
         [kind, f"closed loop, c={c}: p50 / p99 (ms)",
          f"{common.percentile(ceiling.latencies, 50) * 1000:.1f} / "
@@ -109,9 +115,11 @@ def bench_database(url: str, args: argparse.Namespace) -> list[list[object]]:
         [kind, f"paced at {args.rate:,.0f}/s: p99 (ms)", p99, "<= 15",
          common.verdict(p99, 15, higher_is_better=False)],
         [kind, f"paced at half the ceiling ({ceiling.rate / 2:,.0f}/s): p50 / p99 (ms)",
-         f"{common.percentile(half.latencies, 50) * 1000:.1f} / "
-         f"{common.percentile(half.latencies, 99) * 1000:.1f}", "", ""],
+         f"{common.percentile(half.latencies, 50) * 1000:.1f} / {half_p99:.1f}", "<= 15 (p99)",
+         common.verdict(half_p99, 15, higher_is_better=False)],
         [kind, f"GET /healthz, c={c} (req/s, the trivial limit)", trivial.rate, "", ""],
+        [kind, "closed loop / GET /healthz (%)", 100 * ceiling.rate / trivial.rate, ">= 50",
+         common.verdict(100 * ceiling.rate / trivial.rate, 50)],
     ]  # fmt: skip
 
 
@@ -123,6 +131,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--rate", type=float, default=1000.0, help="requests/s, paced run")
     parser.add_argument("--seconds", type=float, default=15.0, help="each run")
+    parser.add_argument("--rounds", type=int, default=3, help="query and /healthz runs, best of")
     parser.add_argument("--reuse", action="store_true", help="keep a database seeded before")
     args = parser.parse_args()
     common.report_per_database("Queries", args, bench_database)
