@@ -154,7 +154,7 @@ class Trainer(Generations):
         checkpoint, the marks and the history in one short write."""
         s = self.settings
         with db.read() as session:
-            # Read here, not in a transaction of its own: a recluster committed a new generation.
+            # A recluster may have committed a new generation: adopted before training on.
             stale = (model_repository.latest_version(session) or 0) != self.version
             if not stale:
                 limit = s.batch_size * s.train_step_batches
