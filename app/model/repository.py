@@ -1,22 +1,20 @@
-"""All SQL about model checkpoints, refit decisions, quality snapshots, cluster maps and
-assignment history."""
+"""All SQL about model checkpoints, refit decisions, quality snapshots and cluster maps."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ScalarSelect, delete, func, insert, select, update
+from sqlalchemy import ScalarSelect, delete, func, select, update
 from sqlalchemy.orm import Session, defer
 
 from app.clustering.codec import CheckpointState
 from app.db.models import (
-    ClusterAssignment,
     ClusterMap,
     ClusterMetrics,
     ModelCheckpoint,
     ModelRefit,
 )
-from app.db.session import dialect_insert, rowcount
+from app.db.session import dialect_insert
 
 
 def latest_checkpoint(session: Session) -> ModelCheckpoint | None:
@@ -73,27 +71,6 @@ def add_checkpoint(session: Session, checkpoint: ModelCheckpoint, *, keep: int) 
     session.flush()
     session.execute(
         delete(ModelCheckpoint).where(ModelCheckpoint.version <= checkpoint.version - keep)
-    )
-
-
-def add_history(session: Session, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        session.execute(insert(ClusterAssignment), rows)
-
-
-def user_history(session: Session, user_id: str) -> list[ClusterAssignment]:
-    return list(
-        session.scalars(
-            select(ClusterAssignment)
-            .where(ClusterAssignment.user_id == user_id)
-            .order_by(ClusterAssignment.id)
-        )
-    )
-
-
-def delete_user_history(session: Session, user_id: str) -> int:
-    return rowcount(
-        session.execute(delete(ClusterAssignment).where(ClusterAssignment.user_id == user_id))
     )
 
 

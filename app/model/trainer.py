@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 from sqlalchemy.orm import Session
 
+from app.assignment import service as assignment_service
 from app.clustering import generation
 from app.clustering.codec import dump_state, load_state
 from app.clustering.fitting import lloyd_step
@@ -157,7 +158,7 @@ class Trainer:
                 distances = self.model.distances(X)
                 labels = distances.argmin(axis=1)
                 now = utcnow()
-                model_repository.add_history(
+                assignment_service.record(
                     session,
                     [
                         {
@@ -169,6 +170,7 @@ class Trainer:
                         }
                         for j, (i, c) in enumerate(zip(kept, labels, strict=True))
                     ],
+                    retention_days=s.changes_retention_days,
                 )
             profile_repository.mark_trained(session, [user_id for user_id, _, _ in rows])
         if version is not None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 
+from app.assignment import service as assignment_service
 from app.config import Settings
 from app.db.session import Database, UnsupportedDatabaseError
 from app.embedding.embedder import Embedder, EmbedderError, load_embedder
@@ -14,6 +16,7 @@ from app.model.evaluation import evaluate
 from app.model.trainer import Trainer
 from app.observability import metrics
 from app.profile import service as profile_service
+from app.recommend import rankings
 from app.worker.leader import LeaderLock
 from app.worker.retry import Retry
 
@@ -31,6 +34,8 @@ class Worker:
         self._evaluated_version = 0
         self._evaluated_at = 0.0
         self._last_assignment: dict[str, int] | None = None
+        self._ranked_version = 0
+        self._ranked_at = -math.inf
         self.load_error: str | None = None
         self.retry = Retry()
         self._first_step_logged = False
@@ -156,6 +161,19 @@ class Worker:
         )
         self._evaluated_version, self._evaluated_at = trainer.version, time.monotonic()
         cluster_map.record_map(self.db, trainer.model, snapshot)  # after: never twice
+        self._refresh_rankings()
+
+    def _refresh_rankings(self) -> None:
+        """After an evaluation, at most once per interval: every assignment brought to the
+        current model, then each cluster's ranking of items recomputed for this version."""
+        trainer = self.trainer
+        assert trainer is not None
+        due = time.monotonic() - self._ranked_at >= self.settings.recommend_interval_seconds
+        if trainer.version <= self._ranked_version or not due:
+            return
+        assignment_service.sweep(self.db, trainer.model, ids=trainer.ids, version=trainer.version)
+        rankings.refresh(self.db, version=trainer.version, settings=self.settings)
+        self._ranked_version, self._ranked_at = trainer.version, time.monotonic()
 
     def start_thread(self) -> threading.Thread:
         thread = threading.Thread(target=self.run, name="worker", daemon=True)

@@ -1,0 +1,105 @@
+"""Several interests per user (after Pinterest's PinnerSage): Ward clustering of the user's own
+event vectors, each interest's importance the time-decayed weight of its events. Pure numpy and
+scipy, no I/O."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.cluster.hierarchy import fcluster, linkage
+
+# Ward merge height above which two groups of events are different interests (unit vectors;
+# for two single events the height is their distance). Sentence embeddings of short titles sit
+# at 1.1-1.4 from each other even within a genre: at 1.45 MovieLens users have 1-4 interests.
+WARD_CUT = 1.45
+
+
+@dataclass(frozen=True)
+class Interest:
+    keys: list[bytes]  # the member texts' keys, nearest the interest's direction first
+    importance: float  # sum of the members' decayed weights
+    vector: np.ndarray  # unit vector: the weighted mean direction of the members
+
+
+def decayed_weights(
+    times: np.ndarray, weights: np.ndarray, *, half_life_seconds: float
+) -> np.ndarray:
+    """w * 2^(-(t_newest - t)/H): the same coefficients as the user's profile sum."""
+    t = np.asarray(times, dtype=np.float64)
+    if t.size == 0:
+        return np.zeros(0)
+    decay: np.ndarray = np.exp2(-(t.max() - t) / half_life_seconds)
+    result: np.ndarray = np.asarray(weights, dtype=np.float64) * decay
+    return result
+
+
+def find_interests(
+    keys: list[bytes], vectors: np.ndarray, coefficients: np.ndarray, *, max_interests: int
+) -> list[Interest]:
+    """The user's up to `max_interests` interests, most important first.
+
+    One row per event: `keys` identify its text (equal keys, equal vectors), `coefficients`
+    its decayed weight. Order-free: the events are merged per text and sorted by key before
+    clustering, so the same set of events gives the same interests in any order. Texts whose
+    summed weight is not positive (disliked) form no interest."""
+    if max_interests < 1:
+        raise ValueError(f"max_interests must be >= 1, got {max_interests}")
+    parts: dict[bytes, list[float]] = {}
+    rows: dict[bytes, np.ndarray] = {}
+    for key, vector, coefficient in zip(keys, vectors, coefficients, strict=True):
+        parts.setdefault(key, []).append(float(coefficient))
+        rows[key] = vector
+    # fsum is exact, so a total does not depend on the order of its parts: neither does the
+    # ranking of two interests of (mathematically) equal importance
+    totals = {key: math.fsum(values) for key, values in parts.items()}
+    ordered = sorted(k for k, total in totals.items() if total > 0)
+    if not ordered:
+        return []
+    X = np.stack([np.asarray(rows[k], dtype=np.float64) for k in ordered])
+    X /= np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
+    w = np.array([totals[k] for k in ordered])
+    if len(ordered) == 1:
+        labels = np.ones(1, dtype=np.int64)
+    else:
+        labels = fcluster(linkage(X, method="ward"), t=WARD_CUT, criterion="distance")
+    found = []
+    for label in np.unique(labels):
+        idx = np.flatnonzero(labels == label)
+        mean = w[idx] @ X[idx]
+        vector = mean / max(float(np.linalg.norm(mean)), 1e-12)
+        nearest = idx[np.argsort(-(X[idx] @ vector), kind="stable")]
+        found.append(
+            Interest(
+                keys=[ordered[i] for i in nearest],
+                importance=math.fsum(w[idx]),
+                vector=vector,
+            )
+        )
+    # ties by the medoid's key, so equal importances come out in a fixed order too
+    found.sort(key=lambda i: (-i.importance, i.keys[0]))
+    return found[:max_interests]
+
+
+def blend(
+    rankings: dict[int, list[tuple[str, float]]], shares: dict[int, float], *, seen: set[str]
+) -> list[tuple[str, float, int]]:
+    """Items ranked by sum over clusters of share * score / the cluster's top score, skipping
+    `seen`: (item, blended score, the cluster that gave it most), best first, ties by item."""
+    best: dict[str, tuple[float, int]] = {}
+    totals: dict[str, float] = {}
+    for cluster, ranked in rankings.items():
+        share = shares.get(cluster, 0.0)
+        top = max((abs(score) for _, score in ranked), default=0.0)
+        if share <= 0 or top <= 0:
+            continue
+        for item, score in ranked:
+            if item in seen:
+                continue
+            part = share * score / top
+            totals[item] = totals.get(item, 0.0) + part
+            if item not in best or part > best[item][0]:
+                best[item] = (part, cluster)
+    order = sorted(totals, key=lambda item: (-totals[item], item))
+    return [(item, totals[item], best[item][1]) for item in order]
