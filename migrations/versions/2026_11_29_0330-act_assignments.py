@@ -21,8 +21,11 @@ BIG_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 def upgrade() -> None:
     # SQLite: recreated with AUTOINCREMENT, so that ids of deleted rows are never reused (the
     # change feed's cursor is the id). PostgreSQL's sequence never reuses one: altered in place.
+    sqlite = op.get_bind().dialect.name == "sqlite"
     with op.batch_alter_table(
-        "user_cluster", recreate="auto", table_kwargs={"sqlite_autoincrement": True}
+        "user_cluster",
+        recreate="always" if sqlite else "auto",
+        table_kwargs={"sqlite_autoincrement": True},
     ) as batch:
         batch.add_column(sa.Column("previous_cluster_id", sa.Integer(), nullable=True))
         batch.create_index(batch.f("ix_user_cluster_assigned_at"), ["assigned_at"], unique=False)
