@@ -57,7 +57,9 @@ def seed_database(url: str, args: argparse.Namespace) -> None:
     assignment_service.sweep(db, trainer.model, ids=trainer.ids, version=trainer.version)
     print(f"sweep of {args.users:,} users: {time.perf_counter() - started:.1f} s", flush=True)
     started = time.perf_counter()
-    rankings.refresh(db, version=trainer.version, settings=settings)
+    rankings.refresh(
+        db, version=trainer.version, settings=settings, embedding_model=trainer.embedding_model
+    )
     print(f"rankings: {time.perf_counter() - started:.1f} s", flush=True)
     db.dispose()
 

@@ -11,9 +11,11 @@ import numpy as np
 from scipy.cluster.hierarchy import fcluster, linkage
 
 # Ward merge height above which two groups of events are different interests (unit vectors;
-# for two single events the height is their distance). Sentence embeddings of short titles sit
-# at 1.1-1.4 from each other even within a genre: at 1.45 MovieLens users have 1-4 interests.
-WARD_CUT = 1.45
+# for two single events the height is their distance; it grows with the groups' sizes).
+# Sentence embeddings of short titles sit at 1.1-1.4 from each other even within a genre; on
+# MovieLens 2.0 served recommendations best (1.45 gave most users 1-4 interests, and a lower
+# recall: benchmarks/EVALUATION.md).
+WARD_CUT = 2.0
 
 
 @dataclass(frozen=True)
@@ -82,24 +84,48 @@ def find_interests(
     return found[:max_interests]
 
 
+# How much an item's closeness to the interest it would serve counts against its popularity in
+# the interest's cluster: score * exp(AFFINITY * cosine). On MovieLens (benchmarks/EVALUATION.md)
+# recall@20 rose from 1.54x to 1.63x popularity's at 4.5 (3: 1.59x, 6: 1.62x, 10: 1.48x).
+AFFINITY = 4.5
+
+
+@dataclass(frozen=True)
+class Candidate:
+    item_id: str
+    score: float  # the item's popularity in a cluster (the cluster's ranking)
+    vector: np.ndarray | None  # the item's embedding, None when unknown
+
+
 def blend(
-    rankings: dict[int, list[tuple[str, float]]], shares: dict[int, float], *, seen: set[str]
+    rankings: dict[int, list[Candidate]],
+    served: list[tuple[int, float, np.ndarray | None]],
+    *,
+    seen: set[str],
+    affinity: float = AFFINITY,
 ) -> list[tuple[str, float, int]]:
-    """Items ranked by sum over clusters of share * score / the cluster's top score, skipping
-    `seen`: (item, blended score, the cluster that gave it most), best first, ties by item."""
-    best: dict[str, tuple[float, int]] = {}
+    """Items for a user's interests, best first: for each interest (its cluster, share and
+    unit vector, in `served`), each unseen item of the cluster's ranking scores share *
+    score / the cluster's top score * exp(affinity * cosine(item, interest)); an item's scores
+    add up over interests. Returns (item, score, the index in `served` that gave most), ties
+    by item id."""
     totals: dict[str, float] = {}
-    for cluster, ranked in rankings.items():
-        share = shares.get(cluster, 0.0)
-        top = max((abs(score) for _, score in ranked), default=0.0)
+    best: dict[str, tuple[float, int]] = {}
+    for index, (cluster, share, direction) in enumerate(served):
+        ranked = rankings.get(cluster, [])
+        top = max((abs(c.score) for c in ranked), default=0.0)
         if share <= 0 or top <= 0:
             continue
-        for item, score in ranked:
-            if item in seen:
+        for candidate in ranked:
+            if candidate.item_id in seen:
                 continue
-            part = share * score / top
+            closeness = 0.0
+            if direction is not None and candidate.vector is not None:
+                closeness = float(candidate.vector @ direction)
+            part = share * candidate.score / top * math.exp(affinity * closeness)
+            item = candidate.item_id
             totals[item] = totals.get(item, 0.0) + part
             if item not in best or part > best[item][0]:
-                best[item] = (part, cluster)
+                best[item] = (part, index)
     order = sorted(totals, key=lambda item: (-totals[item], item))
     return [(item, totals[item], best[item][1]) for item in order]

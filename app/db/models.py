@@ -186,6 +186,8 @@ class ClusterItem(Base):
     rank: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     item_id: Mapped[str] = mapped_column(String(ID_LENGTH))
     score: Mapped[float] = mapped_column(Float)
+    # the item text's embedding (float16: half the bytes a request reads), null when uncached
+    vector: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
 class QuarantinedEvent(Base):

@@ -25,6 +25,14 @@ def user_interests(
 ) -> Interests:
     """Up to `settings.interests` interests, most important first, each with its nearest
     cluster, that cluster's keywords and the user's own items nearest the interest."""
+    return interests_and_directions(session, user_id=user_id, models=models, settings=settings)[0]
+
+
+def interests_and_directions(
+    session: Session, *, user_id: str, models: ModelCache, settings: Settings
+) -> tuple[Interests, list[np.ndarray]]:
+    """The answer of `user_interests`, and each interest's unit vector (what recommendations
+    measure items against)."""
     profile = profile_repository.get(session, user_id)
     if profile is None and not event_repository.user_has_events(session, user_id):
         raise NotFound(f"no events for user {user_id!r}")
@@ -33,14 +41,14 @@ def user_interests(
         user_id=user_id, model_version=model.version if model else None, interests=[]
     )
     if profile is None:
-        return answer  # events not applied yet: no vectors to read
+        return answer, []  # events not applied yet: no vectors to read
     events = event_repository.user_applied_events(session, user_id, limit=MAX_EVENTS)
     known = [e for e in events if e[5] is not None]
     keys = [text_hash(e[5]) for e in known if e[5] is not None]
     vectors = embedding_repository.lookup(session, profile.model_id, sorted(set(keys)))
     rows = [(key, e) for key, e in zip(keys, known, strict=True) if key in vectors]
     if not rows:
-        return answer
+        return answer, []
     weights = settings.event_weights
     coefficients = decayed_weights(
         np.array([e[4].timestamp() for _, e in rows]),
@@ -75,7 +83,7 @@ def user_interests(
                 events=len(interest.keys),
             )
         )
-    return answer
+    return answer, [interest.vector for interest in found]
 
 
 def nearest_cluster(

@@ -11,19 +11,25 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from app.assignment import repository as assignment_repository
 from app.assignment import service as assignment_service
 from app.config import Settings
-from app.db.session import Database
+from app.db.session import Database, in_chunks
+from app.embedding import repository as embedding_repository
+from app.embedding.embedder import text_hash
 from app.event import repository as event_repository
+from app.item import repository as item_repository
 from app.recommend import repository as recommend_repository
 
 log = logging.getLogger(__name__)
 GLOBAL = -1  # the cluster_id of the ranking over every user (pending users get it)
 
 
-def refresh(db: Database, *, version: int, settings: Settings) -> int:
-    """Compute and store `version`'s rankings; returns the rows stored."""
+def refresh(db: Database, *, version: int, settings: Settings, embedding_model: str) -> int:
+    """Compute and store `version`'s rankings, each item with its text's embedding (from the
+    cache of `embedding_model`); returns the rows stored."""
     started = time.perf_counter()
     # one snapshot (a transaction, which PostgreSQL's server-side cursor needs) for both reads
     with assignment_service.snapshot(db) as session:
@@ -36,6 +42,10 @@ def refresh(db: Database, *, version: int, settings: Settings) -> int:
         half_life_seconds=settings.profile_half_life_seconds,
     )
     rows = top_rows(scores, per_cluster=settings.recommend_items_per_cluster)
+    with db.read() as session:
+        vectors = item_vectors(session, sorted({r["item_id"] for r in rows}), embedding_model)
+    for row in rows:
+        row["vector"] = vectors.get(row["item_id"])
     with db.write() as session:
         recommend_repository.replace(session, version=version, rows=rows)
     log.debug(
@@ -87,3 +97,15 @@ def top_rows(
             for rank, (item, value) in enumerate(ranked[:per_cluster])
         ]
     return rows
+
+
+def item_vectors(session: Session, item_ids: list[str], embedding_model: str) -> dict[str, bytes]:
+    """item_id -> its text's cached embedding as float16 bytes (unit length, as encoded)."""
+    texts: dict[str, str] = {}
+    for chunk in in_chunks(item_ids):
+        texts.update(item_repository.texts(session, list(chunk)))
+    hashes = {item: text_hash(text) for item, text in texts.items()}
+    cached = embedding_repository.lookup(session, embedding_model, sorted(set(hashes.values())))
+    return {
+        item: cached[key].astype("<f2").tobytes() for item, key in hashes.items() if key in cached
+    }

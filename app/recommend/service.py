@@ -3,15 +3,18 @@ user's cluster(s) engaged with; a cluster's own ranking."""
 
 from __future__ import annotations
 
+import numpy as np
 from sqlalchemy.orm import Session
 
 from app.clustering.interests import blend
+from app.clustering.vectors import unit_rows
 from app.config import Settings
 from app.errors import NotFound
 from app.event import repository as event_repository
 from app.model.cache import ModelCache
+from app.profile import repository as profile_repository
 from app.recommend import repository as recommend_repository
-from app.recommend.interests import cluster_keywords, user_interests
+from app.recommend.interests import cluster_keywords, interests_and_directions
 from app.recommend.rankings import GLOBAL
 from app.recommend.schemas import (
     ClusterItems,
@@ -24,6 +27,7 @@ from app.user import service as user_service
 
 NO_RANKINGS = "no rankings yet: the worker computes them after the first model is evaluated"
 GLOBAL_TEXT = "popular with everyone"
+CANDIDATES = 300  # items read per cluster (seen ones included) for the closeness re-ranking
 
 
 def recommend(
@@ -41,36 +45,38 @@ def recommend(
         answer.reason = NO_RANKINGS
         return answer
     answer.model_version = version
-    # cluster id -> (share, the interest it serves, if any)
-    shares: dict[int, tuple[float, int | None]] = {}
+    served: list[tuple[int, float, np.ndarray | None]] = []  # cluster, share, direction
+    interest_of: list[int | None] = []  # the interest each entry of `served` serves
     if cluster.status == "assigned" and cluster.cluster_id is not None:
         answer.personal = True
         if settings.recommend_by_interests:
-            interests = user_interests(session, user_id=user_id, models=models, settings=settings)
-            for index, interest in enumerate(interests.interests):
+            interests, directions = interests_and_directions(
+                session, user_id=user_id, models=models, settings=settings
+            )
+            for index, (interest, direction) in enumerate(
+                zip(interests.interests, directions, strict=True)
+            ):
                 if interest.cluster_id is not None:
-                    share, first = shares.get(interest.cluster_id, (0.0, index))
-                    shares[interest.cluster_id] = (share + interest.share, first)
-        if not shares:
-            shares = {cluster.cluster_id: (1.0, None)}
+                    served.append((interest.cluster_id, interest.share, direction))
+                    interest_of.append(index)
+        if not served:
+            served, interest_of = [(cluster.cluster_id, 1.0, _direction(session, user_id))], [None]
     else:
         answer.reason = f"the global ranking: the user is pending ({cluster.reason})"
     seen = event_repository.user_items(session, user_id)
-    depth = min(limit + len(seen), settings.recommend_items_per_cluster)
+    depth = min(settings.recommend_items_per_cluster, max(CANDIDATES, limit + len(seen)))
+    clusters = sorted({c for c, _, _ in served} | {GLOBAL})
     ranked = recommend_repository.rankings(
-        session, version=version, cluster_ids=[*shares, GLOBAL], depth=depth
+        session, version=version, cluster_ids=clusters, depth=depth
     )
-    picked = blend(
-        {c: ranked[c] for c in shares}, {c: s for c, (s, _) in shares.items()}, seen=seen
-    )[:limit]
+    picked = blend(ranked, served, seen=seen)[:limit]
     keywords = cluster_keywords(session) if picked else {}
     for item, score, source in picked:
-        answer.items.append(
-            Recommendation(item_id=item, score=score, reason=_reason(source, shares, keywords))
-        )
+        reason = _reason(served[source][0], interest_of[source], keywords)
+        answer.items.append(Recommendation(item_id=item, score=score, reason=reason))
     if len(answer.items) < limit:  # a small cluster: fill up from the global ranking
         taken = seen | {r.item_id for r in answer.items}
-        for item, score, _ in blend({GLOBAL: ranked[GLOBAL]}, {GLOBAL: 1.0}, seen=taken):
+        for item, score, _ in blend(ranked, [(GLOBAL, 1.0, None)], seen=taken):
             if len(answer.items) == limit:
                 break
             reason = Reason(
@@ -80,12 +86,18 @@ def recommend(
     return answer
 
 
-def _reason(
-    cluster: int, shares: dict[int, tuple[float, int | None]], keywords: dict[int, list[str]]
-) -> Reason:
+def _direction(session: Session, user_id: str) -> np.ndarray | None:
+    """The user's profile vector (unit), or None."""
+    profile = profile_repository.get(session, user_id)
+    if profile is None:
+        return None
+    rows, _ = unit_rows([profile.vector_sum], len(profile.vector_sum) // 8)
+    return rows[0] if len(rows) else None
+
+
+def _reason(cluster: int, interest: int | None, keywords: dict[int, list[str]]) -> Reason:
     words = keywords.get(cluster, [])
     label = f" ({', '.join(words[:4])})" if words else ""
-    interest = shares[cluster][1]
     if interest is None:
         text = f"popular in your cluster {cluster}{label}"
         return Reason(kind="cluster", cluster_id=cluster, keywords=words, interest=None, text=text)
@@ -107,5 +119,5 @@ def cluster_items(session: Session, *, cluster_id: int, limit: int) -> ClusterIt
         cluster_id=cluster_id,
         keywords=cluster_keywords(session).get(cluster_id, []),
         model_version=version,
-        items=[RankedItem(item_id=i, score=s) for i, s in ranked],
+        items=[RankedItem(item_id=c.item_id, score=c.score) for c in ranked],
     )

@@ -172,7 +172,12 @@ class Worker:
         if trainer.version <= self._ranked_version or not due:
             return
         assignment_service.sweep(self.db, trainer.model, ids=trainer.ids, version=trainer.version)
-        rankings.refresh(self.db, version=trainer.version, settings=self.settings)
+        rankings.refresh(
+            self.db,
+            version=trainer.version,
+            settings=self.settings,
+            embedding_model=trainer.embedding_model,
+        )
         self._ranked_version, self._ranked_at = trainer.version, time.monotonic()
 
     def start_thread(self) -> threading.Thread:

@@ -55,6 +55,7 @@ def upgrade() -> None:
         sa.Column("rank", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("item_id", sa.String(length=128), nullable=False),
         sa.Column("score", sa.Float(), nullable=False),
+        sa.Column("vector", sa.LargeBinary(), nullable=True),
         sa.PrimaryKeyConstraint(
             "model_version", "cluster_id", "rank", name=op.f("pk_cluster_item")
         ),

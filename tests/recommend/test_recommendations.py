@@ -25,7 +25,9 @@ def trained(client, db, embedder, settings, *, users=12, items=3) -> Trainer:
     trainer.restore(db)
     while trainer.step(db).rows:
         pass
-    rankings.refresh(db, version=trainer.version, settings=settings)
+    rankings.refresh(
+        db, version=trainer.version, settings=settings, embedding_model=trainer.embedding_model
+    )
     return trainer
 
 
@@ -92,16 +94,27 @@ def test_a_clusters_ranking_lists_what_its_members_engaged_with(client, db, embe
 
 def test_interests_of_a_user_with_two_tastes(client, db, embedder, settings):
     trained(client, db, embedder, settings)
+    # two tight tastes: variations of one text each (the Ward cut separates them)
+    mars = {f"mars-{j}": f"rocket launch to mars, mission {j}" for j in range(2)}
+    pasta = {f"pasta-{j}": f"pasta recipe with fresh tomato, variation {j}" for j in range(3)}
+    items = [{"item_id": i, "text": t} for i, t in (mars | pasta).items()]
+    client.post("/v1/items", json={"items": items})
     events = [
-        {"user_id": "both", "type": "like", "item_id": f"space-{j}", "timestamp": ts}
-        for j, ts in ((0, "2026-11-01T00:00:00Z"), (1, "2026-11-02T00:00:00Z"))
+        {
+            "user_id": "both",
+            "type": "like",
+            "item_id": i,
+            "timestamp": f"2026-11-0{n + 1}T00:00:00Z",
+        }
+        for n, i in enumerate(mars)
     ] + [
-        {"user_id": "both", "type": "purchase", "item_id": f"food-{j}", "timestamp": ts}
-        for j, ts in (
-            (0, "2026-11-20T00:00:00Z"),
-            (1, "2026-11-21T00:00:00Z"),
-            (2, "2026-11-22T00:00:00Z"),
-        )
+        {
+            "user_id": "both",
+            "type": "purchase",
+            "item_id": i,
+            "timestamp": f"2026-11-2{n}T00:00:00Z",
+        }
+        for n, i in enumerate(pasta)
     ]
     client.post("/v1/events", json={"events": events})
     drain(db, embedder, settings)
@@ -109,14 +122,19 @@ def test_interests_of_a_user_with_two_tastes(client, db, embedder, settings):
     interests = answer["interests"]
     assert len(interests) == 2, interests
     food, space = interests  # food: more, heavier and newer events
-    assert {i["item_id"] for i in food["representative_items"]} == {"food-0", "food-1", "food-2"}
-    assert {i["item_id"] for i in space["representative_items"]} == {"space-0", "space-1"}
+    assert {i["item_id"] for i in food["representative_items"]} == set(pasta)
+    assert {i["item_id"] for i in space["representative_items"]} == set(mars)
     assert food["importance"] > space["importance"] > 0
     assert abs(food["share"] + space["share"] - 1) < 1e-9
     cluster_of = {
         t: client.get(f"/v1/users/{t}-0/cluster").json()["cluster_id"] for t in ("food", "space")
     }
     assert (food["cluster_id"], space["cluster_id"]) == (cluster_of["food"], cluster_of["space"])
+    # recommendations serve both interests, each item saying which
+    recommended = client.get("/v1/users/both/recommendations?limit=10").json()["items"]
+    served = {r["reason"]["interest"] for r in recommended if r["reason"]["kind"] == "interest"}
+    assert served == {0, 1}
+    assert not {r["item_id"] for r in recommended} & (set(mars) | set(pasta))
 
 
 def test_interests_do_not_depend_on_the_order_events_arrived_in(client, db, embedder, settings):
