@@ -41,8 +41,21 @@ def upsert(session: Session, rows: list[dict[str, Any]]) -> None:
     session.execute(stmt, rows)
 
 
+CHANGES_LOCK = 0x6163_7400  # "act": the advisory lock that orders writers of changes
+
+
+def lock_changes(session: Session) -> None:
+    """Hold the change feed's write lock until this transaction ends. PostgreSQL hands ids to
+    concurrent transactions that may commit in the other order; writers that take this lock
+    before their first insert commit their ids in order, so a reader polling `id > cursor`
+    never sees a later id before an earlier one. (SQLite has one writer at a time anyway.)"""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(CHANGES_LOCK)))
+
+
 def add_changes(session: Session, rows: list[dict[str, Any]]) -> None:
     if rows:
+        lock_changes(session)
         session.execute(insert(ClusterAssignment), rows)
 
 

@@ -35,10 +35,8 @@ def record(session: Session, rows: list[dict[str, Any]], *, retention_days: floa
     current one (a first assignment included); drop changes older than the retention.
     Returns the changes recorded.
 
-    Only the trainer (the one leader) calls this, so change ids are written by one
-    transaction at a time and commit in id order: a feed reader never sees a later id before
-    an earlier one, which a cursor over ids needs (PostgreSQL sequences hand ids to
-    concurrent transactions that may commit in the other order)."""
+    Change ids commit in id order (repository.lock_changes), which a cursor over ids needs;
+    the trainer, the one leader, is besides the only caller."""
     changed = _changes(session, rows)
     repository.add_changes(session, changed)
     repository.upsert(session, rows)

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from datetime import timedelta
 
 import pytest
@@ -238,3 +239,42 @@ def test_erasure_removes_the_user_from_segments_feed_export_and_recommendations(
     }
     for path in ("recommendations", "interests", "cluster", "cluster/history"):
         assert client.get(f"/v1/users/food-3/{path}").status_code == 404
+
+
+@pytest.mark.postgres_only
+def test_writers_of_changes_commit_their_ids_in_order(client, db):
+    """A second writer waits for the first one's commit: otherwise it could commit higher ids
+    first, a poller would move its cursor past them, and never see the first writer's ids."""
+    now = utcnow()
+
+    def rows(prefix: str) -> list[dict]:
+        return [
+            {"user_id": f"{prefix}{i}", "model_version": 1, "cluster_id": 0, "distance": 0.1,
+             "assigned_at": now}
+            for i in range(3)
+        ]  # fmt: skip
+
+    inserted, release, second_done = threading.Event(), threading.Event(), threading.Event()
+
+    def first() -> None:
+        with db.write() as session:
+            assignment_service.record(session, rows("a"), retention_days=30)
+            inserted.set()
+            release.wait(30)
+
+    def second() -> None:
+        with db.write() as session:
+            assignment_service.record(session, rows("b"), retention_days=30)
+        second_done.set()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    threads[0].start()
+    assert inserted.wait(30)
+    threads[1].start()
+    assert not second_done.wait(1.0)  # waits for the first writer's commit
+    assert client.get("/v1/changes").json()["changes"] == []
+    release.set()
+    for thread in threads:
+        thread.join(30)
+    changes = client.get("/v1/changes").json()["changes"]
+    assert [c["user_id"] for c in changes] == ["a0", "a1", "a2", "b0", "b1", "b2"]
