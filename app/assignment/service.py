@@ -81,8 +81,11 @@ def sweep(db: Database, model: OnlineKMeans, *, ids: list[int], version: int) ->
             for j, (i, c) in enumerate(zip(kept, labels, strict=True))
         ]
         with db.write() as session:
-            alive = profile_repository.lock_existing(session, [r["user_id"] for r in rows])
-            moved = _changes(session, [r for r in rows if r["user_id"] in alive])
+            moved = _changes(session, rows)
+            # Only the users written to are locked (share-locking a tuple writes to its page):
+            # in a steady state few users move.
+            alive = profile_repository.lock_existing(session, [r["user_id"] for r in moved])
+            moved = [r for r in moved if r["user_id"] in alive]
             repository.add_changes(session, moved)
             repository.upsert(session, [{k: r[k] for k in rows[0]} for r in moved])
         changed += len(moved)
