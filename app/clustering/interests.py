@@ -91,14 +91,17 @@ AFFINITY = 4.5
 
 
 @dataclass(frozen=True)
-class Candidate:
-    item_id: str
-    score: float  # the item's popularity in a cluster (the cluster's ranking)
-    vector: np.ndarray | None  # the item's embedding, None when unknown
+class Ranking:
+    """A cluster's ranked items: ids, popularity scores, and embeddings (a zero row where the
+    item's embedding is unknown: closeness 0)."""
+
+    item_ids: list[str]
+    scores: np.ndarray  # (n,)
+    vectors: np.ndarray  # (n, d) float32
 
 
 def blend(
-    rankings: dict[int, list[Candidate]],
+    rankings: dict[int, Ranking],
     served: list[tuple[int, float, np.ndarray | None]],
     *,
     seen: set[str],
@@ -112,18 +115,18 @@ def blend(
     totals: dict[str, float] = {}
     best: dict[str, tuple[float, int]] = {}
     for index, (cluster, share, direction) in enumerate(served):
-        ranked = rankings.get(cluster, [])
-        top = max((abs(c.score) for c in ranked), default=0.0)
-        if share <= 0 or top <= 0:
+        ranking = rankings.get(cluster)
+        if ranking is None or not len(ranking.scores) or share <= 0:
             continue
-        for candidate in ranked:
-            if candidate.item_id in seen:
+        top = float(np.abs(ranking.scores).max())
+        if top <= 0:
+            continue
+        parts = share * ranking.scores / top
+        if direction is not None:
+            parts = parts * np.exp(affinity * (ranking.vectors @ direction.astype(np.float32)))
+        for item, part in zip(ranking.item_ids, parts.tolist(), strict=True):
+            if item in seen:
                 continue
-            closeness = 0.0
-            if direction is not None and candidate.vector is not None:
-                closeness = float(candidate.vector @ direction)
-            part = share * candidate.score / top * math.exp(affinity * closeness)
-            item = candidate.item_id
             totals[item] = totals.get(item, 0.0) + part
             if item not in best or part > best[item][0]:
                 best[item] = (part, index)

@@ -29,14 +29,19 @@ def user_interests(
 
 
 def interests_and_directions(
-    session: Session, *, user_id: str, models: ModelCache, settings: Settings
+    session: Session,
+    *,
+    user_id: str,
+    models: ModelCache,
+    settings: Settings,
+    model_version: int | None = None,
 ) -> tuple[Interests, list[np.ndarray]]:
     """The answer of `user_interests`, and each interest's unit vector (what recommendations
-    measure items against)."""
+    measure items against); `model_version`: the latest, when the caller has read it."""
     profile = profile_repository.get(session, user_id)
     if profile is None and not event_repository.user_has_events(session, user_id):
         raise NotFound(f"no events for user {user_id!r}")
-    model = models.get(session, model_repository.latest_version(session))
+    model = models.get(session, model_version or model_repository.latest_version(session))
     answer = Interests(
         user_id=user_id, model_version=model.version if model else None, interests=[]
     )
@@ -96,9 +101,20 @@ def nearest_cluster(
     return model.ids[nearest], float(distances[nearest])
 
 
+_keywords: tuple[int | None, dict[int, list[str]]] = (None, {})  # the snapshot id, its labels
+
+
 def cluster_keywords(session: Session) -> dict[int, list[str]]:
-    """cluster id -> its label keywords, from the latest quality snapshot."""
-    snapshot = model_repository.latest_metrics(session)
-    if snapshot is None:
+    """cluster id -> its label keywords, from the latest quality snapshot (read once per
+    snapshot: a request asks only for the newest snapshot's id)."""
+    global _keywords
+    latest = model_repository.latest_metrics_id(session)
+    if latest is None:
         return {}
-    return {int(c["cluster_id"]): list(c.get("keywords", [])) for c in snapshot.clusters}
+    if _keywords[0] != latest:
+        snapshot = model_repository.latest_metrics(session)
+        if snapshot is None:
+            return {}
+        labels = {int(c["cluster_id"]): list(c.get("keywords", [])) for c in snapshot.clusters}
+        _keywords = (snapshot.id, labels)
+    return _keywords[1]

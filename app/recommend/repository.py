@@ -8,7 +8,7 @@ import numpy as np
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
-from app.clustering.interests import Candidate
+from app.clustering.interests import Ranking
 from app.db.models import ClusterItem
 
 KEEP_VERSIONS = 2  # the previous ranking stays while readers may still be reading it
@@ -32,7 +32,7 @@ def latest_version(session: Session) -> int | None:
 
 def rankings(
     session: Session, *, version: int, cluster_ids: list[int], depth: int
-) -> dict[int, list[Candidate]]:
+) -> dict[int, Ranking]:
     """The top `depth` items of each of these clusters in `version`, best first."""
     query = (
         select(ClusterItem.cluster_id, ClusterItem.item_id, ClusterItem.score, ClusterItem.vector)
@@ -43,8 +43,17 @@ def rankings(
         )
         .order_by(ClusterItem.cluster_id, ClusterItem.rank)
     )
-    found: dict[int, list[Candidate]] = {c: [] for c in cluster_ids}
+    rows: dict[int, list[tuple[str, float, bytes | None]]] = {c: [] for c in cluster_ids}
     for cluster_id, item_id, score, blob in session.execute(query).tuples():
-        vector = None if blob is None else np.frombuffer(blob, dtype="<f2").astype(np.float32)
-        found[cluster_id].append(Candidate(item_id, score, vector))
-    return found
+        rows[cluster_id].append((item_id, score, blob))
+    return {cluster: _ranking(found) for cluster, found in rows.items()}
+
+
+def _ranking(rows: list[tuple[str, float, bytes | None]]) -> Ranking:
+    """Decoded in one pass: the stored float16 vectors joined and read as one array."""
+    width = max((len(blob) for _, _, blob in rows if blob), default=0)
+    blank = bytes(width)
+    blobs = b"".join(blob if blob and len(blob) == width else blank for _, _, blob in rows)
+    vectors = np.frombuffer(blobs, dtype="<f2").astype(np.float32).reshape(len(rows), width // 2)
+    scores = np.array([score for _, score, _ in rows], dtype=np.float64)
+    return Ranking([item for item, _, _ in rows], scores, vectors)

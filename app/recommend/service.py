@@ -46,13 +46,21 @@ def recommend(
         return answer
     answer.model_version = version
     served: list[tuple[int, float, np.ndarray | None]] = []  # cluster, share, direction
+    keywords: dict[int, list[str]] = {}
     interest_of: list[int | None] = []  # the interest each entry of `served` serves
     if cluster.status == "assigned" and cluster.cluster_id is not None:
         answer.personal = True
         if settings.recommend_by_interests:
             interests, directions = interests_and_directions(
-                session, user_id=user_id, models=models, settings=settings
+                session,
+                user_id=user_id,
+                models=models,
+                settings=settings,
+                model_version=cluster.model_version,
             )
+            keywords = {
+                i.cluster_id: i.keywords for i in interests.interests if i.cluster_id is not None
+            }
             for index, (interest, direction) in enumerate(
                 zip(interests.interests, directions, strict=True)
             ):
@@ -65,17 +73,20 @@ def recommend(
         answer.reason = f"the global ranking: the user is pending ({cluster.reason})"
     seen = event_repository.user_items(session, user_id)
     depth = min(settings.recommend_items_per_cluster, max(CANDIDATES, limit + len(seen)))
-    clusters = sorted({c for c, _, _ in served} | {GLOBAL})
     ranked = recommend_repository.rankings(
-        session, version=version, cluster_ids=clusters, depth=depth
+        session, version=version, cluster_ids=sorted({c for c, _, _ in served}), depth=depth
     )
     picked = blend(ranked, served, seen=seen)[:limit]
-    keywords = cluster_keywords(session) if picked else {}
+    if picked and not keywords:
+        keywords = cluster_keywords(session)
     for item, score, source in picked:
         reason = _reason(served[source][0], interest_of[source], keywords)
         answer.items.append(Recommendation(item_id=item, score=score, reason=reason))
     if len(answer.items) < limit:  # a small cluster: fill up from the global ranking
         taken = seen | {r.item_id for r in answer.items}
+        ranked = recommend_repository.rankings(
+            session, version=version, cluster_ids=[GLOBAL], depth=limit + len(taken)
+        )
         for item, score, _ in blend(ranked, [(GLOBAL, 1.0, None)], seen=taken):
             if len(answer.items) == limit:
                 break
@@ -113,11 +124,14 @@ def cluster_items(session: Session, *, cluster_id: int, limit: int) -> ClusterIt
     ranked = recommend_repository.rankings(
         session, version=version, cluster_ids=[cluster_id], depth=limit
     )[cluster_id]
-    if not ranked:
+    if not ranked.item_ids:
         raise NotFound(f"cluster {cluster_id} has no ranking in model version {version}")
     return ClusterItems(
         cluster_id=cluster_id,
         keywords=cluster_keywords(session).get(cluster_id, []),
         model_version=version,
-        items=[RankedItem(item_id=c.item_id, score=c.score) for c in ranked],
+        items=[
+            RankedItem(item_id=item, score=score)
+            for item, score in zip(ranked.item_ids, ranked.scores.tolist(), strict=True)
+        ],
     )

@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.clustering.interests import Candidate, blend, decayed_weights, find_interests
+from app.clustering.interests import Ranking, blend, decayed_weights, find_interests
 
 DIM = 8
 
@@ -65,17 +65,22 @@ def test_disliked_texts_form_no_interest() -> None:
     assert find_interests([b"y"], vectors[1:], np.array([-2.0]), max_interests=3) == []
 
 
+def ranking(*items: tuple[str, float, np.ndarray | None]) -> Ranking:
+    vectors = np.stack([np.zeros(2) if v is None else v for _, _, v in items]).astype(np.float32)
+    return Ranking([i for i, _, _ in items], np.array([s for _, s, _ in items]), vectors)
+
+
 def test_blend_weights_clusters_by_share_and_closeness_and_skips_seen_items() -> None:
     x, y = np.eye(2)
     rankings = {
-        1: [Candidate("a", 10.0, x), Candidate("b", 5.0, x), Candidate("s", 9.0, x)],
-        2: [Candidate("c", 4.0, None), Candidate("b", 4.0, None)],
+        1: ranking(("a", 10.0, x), ("b", 5.0, x), ("s", 9.0, x)),
+        2: ranking(("c", 4.0, None), ("b", 4.0, None)),
     }
     picked = blend(rankings, [(1, 0.75, x), (2, 0.25, None)], seen={"s"}, affinity=0.0)
     assert [item for item, _, _ in picked] == ["a", "b", "c"]
     assert picked[1] == ("b", 0.75 * 0.5 + 0.25, 0)  # b: from both, most from interest 0
-    # closeness to the interest reorders a cluster's items: d points along y, away from x
-    close = {1: [Candidate("far", 10.0, x), Candidate("near", 5.0, y)]}
+    # closeness to the interest reorders a cluster's items: y is away from x
+    close = {1: ranking(("far", 10.0, x), ("near", 5.0, y))}
     assert [i for i, _, _ in blend(close, [(1, 1.0, y)], seen=set(), affinity=0.0)] == [
         "far",
         "near",
