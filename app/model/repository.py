@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ScalarSelect, delete, func, select, update
@@ -132,6 +133,16 @@ def latest_checkpoint_header(session: Session) -> Any:
 
 def latest_metrics_id(session: Session) -> int | None:
     return session.scalar(select(func.max(ClusterMetrics.id)))
+
+
+def latest_metrics_mark(session: Session) -> tuple[int, datetime] | None:
+    """The newest snapshot's id and time, without its JSON: enough to tell it from another."""
+    row = session.execute(
+        select(ClusterMetrics.id, ClusterMetrics.computed_at)
+        .order_by(ClusterMetrics.id.desc())
+        .limit(1)
+    ).first()
+    return None if row is None else (row[0], row[1])
 
 
 def quality_history(session: Session, limit: int) -> list[ClusterMetrics]:

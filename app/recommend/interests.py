@@ -101,20 +101,20 @@ def nearest_cluster(
     return model.ids[nearest], float(distances[nearest])
 
 
-_keywords: tuple[int | None, dict[int, list[str]]] = (None, {})  # the snapshot id, its labels
+_keywords: tuple[object, dict[int, list[str]]] = (None, {})  # a snapshot's mark, its labels
 
 
 def cluster_keywords(session: Session) -> dict[int, list[str]]:
-    """cluster id -> its label keywords, from the latest quality snapshot (read once per
-    snapshot: a request asks only for the newest snapshot's id)."""
+    """cluster id -> its label keywords, from the latest quality snapshot (its JSON read once
+    per snapshot: a request reads only the newest snapshot's id and time)."""
     global _keywords
-    latest = model_repository.latest_metrics_id(session)
-    if latest is None:
+    mark = model_repository.latest_metrics_mark(session)
+    if mark is None:
         return {}
-    if _keywords[0] != latest:
+    if _keywords[0] != mark:
         snapshot = model_repository.latest_metrics(session)
         if snapshot is None:
             return {}
         labels = {int(c["cluster_id"]): list(c.get("keywords", [])) for c in snapshot.clusters}
-        _keywords = (snapshot.id, labels)
+        _keywords = ((snapshot.id, snapshot.computed_at), labels)
     return _keywords[1]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from app.model.evaluation import evaluate
 from app.model.trainer import Trainer
 from app.recommend import rankings
 from tests.factories import TOPICS, drain, item_events, topic_items
@@ -90,6 +91,17 @@ def test_a_clusters_ranking_lists_what_its_members_engaged_with(client, db, embe
     scores = [i["score"] for i in answer["items"]]
     assert scores == sorted(scores, reverse=True) and answer["model_version"] >= 1
     assert client.get("/v1/clusters/999/items").status_code == 404
+    assert answer["keywords"] == []  # no quality snapshot yet
+    trainer = Trainer(settings, embedding_model=embedder.model_id, dim=embedder.dim)
+    trainer.restore(db)
+    evaluate(db, trainer.model, version=trainer.version, settings=settings,
+             embedding_model=embedder.model_id, ids=trainer.ids)  # fmt: skip
+    labels = {c["cluster_id"]: c["keywords"] for c in client.get("/v1/clusters").json()["clusters"]}
+    assert labels[cluster]
+    assert client.get(f"/v1/clusters/{cluster}/items").json()["keywords"] == labels[cluster]
+    reason = client.get("/v1/users/sport-0/recommendations").json()["items"][0]["reason"]
+    assert reason["cluster_id"] == cluster and reason["keywords"] == labels[cluster]
+    assert labels[cluster][0] in reason["text"]
 
 
 def test_interests_of_a_user_with_two_tastes(client, db, embedder, settings):
