@@ -1,5 +1,5 @@
 """Entry points: `python -m app serve | worker | migrate | import | checkpoint | quarantine |
-recluster`."""
+recluster | export`."""
 
 from __future__ import annotations
 
@@ -146,6 +146,35 @@ def _recluster(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace, settings: Settings) -> int:
+    import time
+
+    from app.assignment import service as assignment_service
+    from app.db.session import Database
+
+    db = Database(settings.database_url)
+    out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
+    started = time.perf_counter()
+    try:
+        with assignment_service.snapshot(db) as session:
+            cursor = assignment_service.changes_cursor(session)
+            lines = 0
+            for chunk in assignment_service.export_lines(session):
+                out.write(chunk)
+                lines += chunk.count("\n")
+    finally:
+        if out is not sys.stdout:
+            out.close()
+        db.dispose()
+    # On stderr: stdout is the data. Poll GET /v1/changes?after=<cursor> to stay in sync.
+    seconds = time.perf_counter() - started
+    print(
+        f"{lines} assignments exported (changes cursor {cursor}) in {seconds:.2f} s",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def _quarantine(args: argparse.Namespace, settings: Settings) -> int:
     from app.db.session import Database
     from app.errors import NotFound
@@ -258,6 +287,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     recluster.add_argument("--k", type=int, required=True, help="number of clusters (>= 2)")
     recluster.set_defaults(run=_recluster)
+
+    export = commands.add_parser(
+        "export", help="every current assignment as JSON Lines (stdout, or --output FILE)"
+    )
+    export.add_argument("--output", type=Path, help="write to this file instead of stdout")
+    export.set_defaults(run=_export)
     return parser
 
 

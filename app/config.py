@@ -118,6 +118,15 @@ class Settings(BaseSettings):
     poll_interval_seconds: float = Field(0.2, gt=0)
     # /readyz fails once every worker step has failed for this long (an inline worker only).
     worker_stall_seconds: float = Field(60.0, ge=0)
+    # Acting on the clusters (docs/act.md): the change feed keeps this long; cluster rankings
+    # (and the sweep that brings every assignment to the current model) are refreshed after an
+    # evaluation, at most once per interval, counting the newest `recommend_max_events` events.
+    changes_retention_days: float = Field(30.0, gt=0)
+    recommend_interval_seconds: float = Field(60.0, ge=0)
+    recommend_max_events: int = Field(2_000_000, ge=1)
+    recommend_items_per_cluster: int = Field(500, ge=100)
+    interests: int = Field(3, ge=1, le=10)  # interests per user (GET /v1/users/{id}/interests)
+    recommend_by_interests: bool = True  # blend the interests' clusters, else the one cluster
     seed: int = 0
     log_format: LogFormat = LogFormat.text
     log_level: str = "INFO"

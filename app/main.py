@@ -21,6 +21,8 @@ from app.model.router import router as model_router
 from app.observability import install_observability
 from app.openapi import problem_openapi
 from app.quarantine.router import router as quarantine_router
+from app.recommend.router import router as recommend_router
+from app.segment.router import router as segment_router
 from app.stats.router import router as stats_router
 from app.user.router import router as user_router
 from app.worker.loop import Worker
@@ -71,6 +73,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         model_router,
         stats_router,
         quarantine_router,
+        recommend_router,
+        segment_router,
         dashboard_router.data,
         dashboard_router.page,
     ):

@@ -154,6 +154,12 @@ def summary(r: dict) -> str:  # type: ignore[type-arg]
             f"{s['inertia']:.2f} (x{s['inertia_ratio']:.3f})  silhouette {_f(s['silhouette'])}  "
             f"DB {_f(s['davies_bouldin'])}  ARI {_f(s['ari_vs_offline'])}  v{s['model_version']}"
         )
+    for label in ("recommend", "recommend_single", "recommend_interests"):
+        if (s := r.get(label)) is not None:
+            lines.append(
+                f"{label:<19} recall@20 {s['recall']:.4f} ({s['lift']:.2f}x, 95% CI "
+                f"{s['lift_ci95'][0]:.2f}-{s['lift_ci95'][1]:.2f}) via GET .../recommendations"
+            )
     refits = r.get("refits", [])
     adopted = sum(1 for x in refits if x["adopted"])
     lines.append(

@@ -165,6 +165,17 @@ class Client:
     def cluster(self, user: str) -> dict[str, Any]:
         return self._ok(self.http.get(f"/v1/users/{user}/cluster"))
 
+    def recommendations(self, user: str, limit: int = 20) -> dict[str, Any]:
+        return self._ok(self.http.get(f"/v1/users/{user}/recommendations?limit={limit}"))
+
+    def wait_rankings(self, user: str, version: int, *, timeout: float = 300.0) -> None:
+        """Until the worker has computed the cluster rankings of `version` (or a later one)."""
+        deadline = time.monotonic() + timeout
+        while (self.recommendations(user, 1)["model_version"] or 0) < version:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no rankings of model version {version} after {timeout}s")
+            time.sleep(0.2)
+
     def metrics(self) -> dict[str, Any] | None:
         response = self.http.get("/v1/clusters/metrics")
         return None if response.status_code == 404 else self._ok(response)

@@ -83,3 +83,23 @@ def step_settled(db: Database, trainer: Trainer) -> TrainResult:
         return result
     job.future.result(timeout=120)
     return trainer.step(db)
+
+
+def topic_items() -> dict[str, str]:
+    """One catalogue item per topic text: item `space-3` is TOPICS["space"][3]."""
+    return {f"{topic}-{j}": text for topic, texts in TOPICS.items() for j, text in enumerate(texts)}
+
+
+def item_events(users_per_topic: int, items_per_user: int, *, prefix: str = "") -> list[dict]:
+    """Events naming items of each user's own topic: user u of a topic has items u .. u+n-1."""
+    return [
+        {
+            "event_id": f"{prefix}{topic}-{u}-item-{k}",
+            "user_id": f"{prefix}{topic}-{u}",
+            "type": "like",
+            "item_id": f"{topic}-{(u + k) % len(texts)}",
+        }
+        for topic, texts in TOPICS.items()
+        for u in range(users_per_topic)
+        for k in range(items_per_user)
+    ]

@@ -141,8 +141,9 @@ class ClusterMetrics(Base):
 
 
 class ClusterAssignment(Base):
-    """History: the cluster a user was assigned when a model version trained on them (the API
-    answer about a user's cluster now is app.user.schemas.UserCluster)."""
+    """A change of a user's cluster: recorded only when the cluster differs from the user's
+    current one (the first assignment included), kept for `APP_CHANGES_RETENTION_DAYS`. It is
+    both the user's history and the change feed (GET /v1/changes), whose cursor is `id`."""
 
     __tablename__ = "user_cluster"
 
@@ -150,8 +151,43 @@ class ClusterAssignment(Base):
     user_id: Mapped[str] = mapped_column(String(ID_LENGTH), index=True)
     model_version: Mapped[int] = mapped_column(Integer)
     cluster_id: Mapped[int] = mapped_column(Integer)
+    previous_cluster_id: Mapped[int | None] = mapped_column(Integer)
+    distance: Mapped[float] = mapped_column(Float)
+    assigned_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)  # retention
+
+    # SQLite AUTOINCREMENT: without it a new row may reuse the id of a deleted newest row
+    # (erasure), and a feed consumer whose cursor passed that id would never see the new one.
+    __table_args__ = {"sqlite_autoincrement": True}
+
+
+class UserAssignment(Base):
+    """Each user's current cluster: the latest the trainer or a sweep computed, with the model
+    version that computed it. Segments (members, export) read it."""
+
+    __tablename__ = "user_assignment"
+
+    user_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    cluster_id: Mapped[int] = mapped_column(Integer)
+    model_version: Mapped[int] = mapped_column(Integer)
     distance: Mapped[float] = mapped_column(Float)
     assigned_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_user_assignment_cluster_id_user_id", "cluster_id", "user_id"),)
+
+
+class ClusterItem(Base):
+    """A model version's ranked items per cluster (cluster_id -1: the global ranking), computed
+    by the worker off the request path; recommendations read them."""
+
+    __tablename__ = "cluster_item"
+
+    model_version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    cluster_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    rank: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    item_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    score: Mapped[float] = mapped_column(Float)
+    # the item text's embedding (float16: half the bytes a request reads), null when uncached
+    vector: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
 class QuarantinedEvent(Base):

@@ -193,3 +193,45 @@ def insert_probe(session: Session) -> None:
             received_at=now,
         )
     )
+
+
+def user_items(session: Session, user_id: str) -> set[str]:
+    """Every item the user has an event for (applied or not): what recommendations skip."""
+    query = select(Event.item_id).where(Event.user_id == user_id, Event.item_id.is_not(None))
+    return {item for item in session.scalars(query.distinct()) if item is not None}
+
+
+def user_applied_events(
+    session: Session, user_id: str, *, limit: int
+) -> list[tuple[str, str | None, str, float | None, datetime, str | None]]:
+    """(event_id, item_id, type, weight, occurred_at, text) of the user's newest `limit` applied
+    events (by time, then event_id: a function of the set of events, not of arrival order)."""
+    query = (
+        select(
+            Event.event_id,
+            Event.item_id,
+            Event.type,
+            Event.weight,
+            Event.occurred_at,
+            func.coalesce(Event.text, Item.text),
+        )
+        .outerjoin(Item, Item.item_id == Event.item_id)
+        .where(Event.user_id == user_id, Event.applied_at.is_not(None))
+        .order_by(Event.occurred_at.desc(), Event.event_id)
+        .limit(limit)
+    )
+    return list(session.execute(query).tuples())
+
+
+def item_engagements(
+    session: Session, *, limit: int
+) -> list[tuple[str, str, str, float | None, datetime]]:
+    """(user_id, item_id, type, weight, occurred_at) of the newest `limit` applied events that
+    name an item: what cluster rankings count."""
+    query = (
+        select(Event.user_id, Event.item_id, Event.type, Event.weight, Event.occurred_at)
+        .where(Event.applied_at.is_not(None), Event.item_id.is_not(None))
+        .order_by(Event.id.desc())
+        .limit(limit)
+    )
+    return list(session.execute(query).tuples())  # type: ignore[arg-type]

@@ -1,23 +1,22 @@
-"""All SQL about model checkpoints, refit decisions, quality snapshots, cluster maps and
-assignment history."""
+"""All SQL about model checkpoints, refit decisions, quality snapshots and cluster maps."""
 
 from __future__ import annotations
 
 import functools
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ScalarSelect, delete, func, insert, select, update
+from sqlalchemy import ScalarSelect, delete, func, select, update
 from sqlalchemy.orm import Session, defer
 
 from app.clustering.codec import CheckpointState
 from app.db.models import (
-    ClusterAssignment,
     ClusterMap,
     ClusterMetrics,
     ModelCheckpoint,
     ModelRefit,
 )
-from app.db.session import dialect_insert, rowcount
+from app.db.session import dialect_insert
 
 
 def latest_checkpoint(session: Session) -> ModelCheckpoint | None:
@@ -79,27 +78,6 @@ def add_checkpoint(session: Session, checkpoint: ModelCheckpoint, *, keep: int) 
     )
 
 
-def add_history(session: Session, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        session.execute(insert(ClusterAssignment), rows)
-
-
-def user_history(session: Session, user_id: str) -> list[ClusterAssignment]:
-    return list(
-        session.scalars(
-            select(ClusterAssignment)
-            .where(ClusterAssignment.user_id == user_id)
-            .order_by(ClusterAssignment.id)
-        )
-    )
-
-
-def delete_user_history(session: Session, user_id: str) -> int:
-    return rowcount(
-        session.execute(delete(ClusterAssignment).where(ClusterAssignment.user_id == user_id))
-    )
-
-
 def add_metrics(session: Session, snapshot: ClusterMetrics) -> None:
     session.add(snapshot)
 
@@ -158,6 +136,16 @@ def latest_checkpoint_header(session: Session) -> Any:
 
 def latest_metrics_id(session: Session) -> int | None:
     return session.scalar(select(func.max(ClusterMetrics.id)))
+
+
+def latest_metrics_mark(session: Session) -> tuple[int, datetime] | None:
+    """The newest snapshot's id and time, without its JSON: enough to tell it from another."""
+    row = session.execute(
+        select(ClusterMetrics.id, ClusterMetrics.computed_at)
+        .order_by(ClusterMetrics.id.desc())
+        .limit(1)
+    ).first()
+    return None if row is None else (row[0], row[1])
 
 
 def quality_history(session: Session, limit: int) -> list[ClusterMetrics]:

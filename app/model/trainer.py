@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy.orm import Session
 
+from app.assignment import service as assignment_service
 from app.clustering.codec import dump_state, load_state
 from app.clustering.generation import Proposal
 from app.clustering.model import OnlineKMeans
@@ -174,8 +175,10 @@ class Trainer(Generations):
                 model_repository.add_checkpoint(session, fitted.checkpoint, keep=s.checkpoints_keep)
             marked = profile_repository.mark_trained(session, fitted.versions)
             if fitted.checkpoint is not None:  # users erased since the read get no history
-                model_repository.add_history(
-                    session, [row for row in fitted.history if row["user_id"] in marked]
+                assignment_service.record(
+                    session,
+                    [row for row in fitted.history if row["user_id"] in marked],
+                    retention_days=s.changes_retention_days,
                 )
         if fitted.checkpoint is None:
             return TrainResult(rows=len(rows))

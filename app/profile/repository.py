@@ -22,7 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from app.db.models import UserProfile
-from app.db.session import dialect_insert, fetch_rows, rowcount
+from app.db.session import dialect_insert, fetch_rows, in_chunks, rowcount
 from app.event import repository as event_repository
 
 
@@ -211,3 +211,13 @@ def count(session: Session | Connection) -> int:
 
 def delete_user(session: Session, user_id: str) -> int:
     return rowcount(session.execute(delete(UserProfile).where(UserProfile.user_id == user_id)))
+
+
+def lock_existing(session: Session, user_ids: list[str]) -> set[str]:
+    """Those of `user_ids` that still have a profile, share-locked until the transaction ends:
+    a concurrent erasure waits, so nothing is written for a user erased meanwhile."""
+    found: set[str] = set()
+    for chunk in in_chunks(sorted(user_ids)):
+        query = select(UserProfile.user_id).where(UserProfile.user_id.in_(chunk))
+        found.update(session.scalars(query.with_for_update(read=True)))
+    return found

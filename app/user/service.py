@@ -6,6 +6,8 @@ import numpy as np
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
+from app.assignment import repository as assignment_repository
+from app.assignment import service as assignment_service
 from app.clustering.vectors import unit_rows
 from app.errors import NotFound
 from app.event import repository as event_repository
@@ -91,7 +93,7 @@ def current_cluster(
 
 
 def history(session: Session, *, user_id: str) -> UserHistory:
-    rows = model_repository.user_history(session, user_id)
+    rows = assignment_repository.user_changes(session, user_id)
     if (
         not rows
         and profile_repository.get(session, user_id) is None
@@ -113,11 +115,14 @@ def history(session: Session, *, user_id: str) -> UserHistory:
 
 
 def erase(session: Session, *, user_id: str) -> Erased:
-    """Delete every trace of the user: events first, so a worker mid-fold finishes before."""
+    """Delete every trace of the user: events first, so a worker mid-fold finishes before;
+    then the profile, the current assignment and its changes (segments, export, change feed).
+    Cluster rankings are aggregates without user ids; the next refresh no longer counts the
+    user's events."""
     quarantine_repository.delete_user(session, user_id)
     events = event_repository.delete_user_events(session, user_id)
     profile = profile_repository.delete_user(session, user_id)
-    history_rows = model_repository.delete_user_history(session, user_id)
-    if not (events or profile or history_rows):
+    assignment, history_rows = assignment_service.erase(session, user_id=user_id)
+    if not (events or profile or assignment or history_rows):
         raise NotFound(f"no data for user {user_id!r}")
     return Erased(user_id=user_id, events=events, profile=profile, history=history_rows)

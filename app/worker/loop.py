@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 
+from app.assignment import service as assignment_service
 from app.clustering.model import OnlineKMeans
 from app.config import Settings
 from app.db.session import Database, UnsupportedDatabaseError
@@ -16,6 +18,7 @@ from app.model.evaluation import evaluate
 from app.model.trainer import Trainer
 from app.observability import metrics
 from app.profile import service as profile_service
+from app.recommend import rankings
 from app.worker.leader import LeaderLock
 from app.worker.retry import Retry
 
@@ -36,6 +39,8 @@ class Worker:
         # Evaluations run on a thread of their own, so sampling and scoring never stall folding.
         self._evaluator: ThreadPoolExecutor | None = None
         self._evaluation: Future[dict[str, int]] | None = None
+        self._ranked_version = 0
+        self._ranked_at = -math.inf
         self.load_error: str | None = None
         self.retry = Retry()
         self._first_step_logged = False
@@ -160,6 +165,8 @@ class Worker:
                 self._last_assignment = evaluation.result()
             except Exception:
                 log.exception("evaluation failed; the next one is due in an interval")
+            else:
+                self._refresh_rankings()
         if trainer.version <= self._evaluated_version:
             return
         first = self._evaluated_version == 0
@@ -190,6 +197,23 @@ class Worker:
         )
         cluster_map.record_map(self.db, model, snapshot)  # after: never twice
         return assignment
+
+    def _refresh_rankings(self) -> None:
+        """After an evaluation, at most once per interval: every assignment brought to the
+        current model, then each cluster's ranking of items recomputed for this version."""
+        trainer = self.trainer
+        assert trainer is not None
+        due = time.monotonic() - self._ranked_at >= self.settings.recommend_interval_seconds
+        if trainer.version <= self._ranked_version or not due:
+            return
+        assignment_service.sweep(self.db, trainer.model, ids=trainer.ids, version=trainer.version)
+        rankings.refresh(
+            self.db,
+            version=trainer.version,
+            settings=self.settings,
+            embedding_model=trainer.embedding_model,
+        )
+        self._ranked_version, self._ranked_at = trainer.version, time.monotonic()
 
     def start_thread(self) -> threading.Thread:
         thread = threading.Thread(target=self.run, name="worker", daemon=True)

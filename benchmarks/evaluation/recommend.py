@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -84,3 +85,19 @@ def lift_interval(
     ratios = a[idx].mean(axis=1) / b[idx].mean(axis=1)
     low, high = np.percentile(ratios, [2.5, 97.5])
     return float(low), float(high)
+
+
+def served_recall(client: Any, relevant: Mapping[str, set[str]], k: int = K) -> dict[str, Any]:
+    """recall@k of GET /v1/users/{id}/recommendations?limit=k, per user with held-out likes."""
+    per_user: dict[str, float] = {}
+    personal = 0
+    for user, liked in relevant.items():
+        if not liked:
+            continue
+        answer = client.recommendations(user, k)
+        personal += answer["personal"]
+        items = {r["item_id"] for r in answer["items"]}
+        per_user[user] = len(liked & items) / len(liked)
+    users = len(per_user)
+    recall = sum(per_user.values()) / users if users else 0.0
+    return {"recall": recall, "users": users, "personal": personal, "per_user": per_user}

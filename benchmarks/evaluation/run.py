@@ -13,7 +13,7 @@ from sklearn.metrics import adjusted_rand_score
 
 from app.config import load_settings
 from benchmarks.evaluation import drift, offline, quality
-from benchmarks.evaluation.recommend import lift_interval, recall_at_k
+from benchmarks.evaluation.recommend import lift_interval, recall_at_k, served_recall
 from benchmarks.movielens import MovieLens, Rating, event_json
 from benchmarks.service import Client, Service
 
@@ -26,6 +26,7 @@ SERVICE_SETTINGS = {
     "APP_POLL_INTERVAL_SECONDS": "0.05",
     "APP_CONSOLIDATE_INTERVAL_SECONDS": "0",  # a replay of minutes: consolidate whenever idle
     "APP_REFIT_INTERVAL_SECONDS": "0",  # and try a refit whenever one is due
+    "APP_RECOMMEND_INTERVAL_SECONDS": "0",  # rankings after every evaluation
 }
 
 
@@ -122,6 +123,22 @@ def evaluate(
         "k_report": client.k_report(),
     }
     _phase("streaming model scored", started)
+    result["recommend"] = served(client, ml, final, ref)
+    _phase("recommendations scored", started)
+    if service is not None:  # the same model and rankings, recommending from the one cluster
+        flag = "APP_RECOMMEND_BY_INTERESTS"
+        blended = service.env.get(flag, "true").lower() != "false"
+        service.stop()
+        service.env[flag] = str(not blended).lower()
+        service.start()
+        final = client.wait_final_model(settle=settle)
+        result["recommend_single" if blended else "recommend_interests"] = served(
+            client, ml, final, ref
+        )
+        service.stop()
+        service.env[flag] = str(blended).lower()
+        service.start()
+        _phase("recommendations scored the other way", started)
     if config.drift and database_url:
         seed = int(config.settings.get("APP_SEED", "0"))
         result["drift"] = drift.run(
@@ -212,6 +229,21 @@ def score(
         "davies_bouldin": final["davies_bouldin"],
         "sizes": sorted(final["sizes"], reverse=True),
         "ari_vs_offline": _agreement(cluster_of, ref["labels"]),
+    }
+
+
+def served(
+    client: Client, ml: MovieLens, final: dict[str, Any], ref: dict[str, Any]
+) -> dict[str, Any]:
+    """recall@20 of GET /v1/users/{id}/recommendations once the final version's rankings exist."""
+    client.wait_rankings(next(iter(ml.test)), final["model_version"])
+    ours = served_recall(client, ml.held_out_likes())
+    return {
+        "recall": ours["recall"],
+        "lift": ours["recall"] / ref["popularity"],
+        "lift_ci95": lift_interval(ours["per_user"], ref["popularity_per_user"]),
+        "personal": ours["personal"],
+        "users": ours["users"],
     }
 
 

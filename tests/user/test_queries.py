@@ -71,16 +71,21 @@ def test_an_unknown_user_is_404(client):
     assert client.delete("/v1/users/nobody").status_code == 404
 
 
-def test_history_lists_assignments_by_model_version(client, db, embedder, settings):
+def test_history_lists_the_changes_of_cluster_by_model_version(client, db, embedder, settings):
     client.post("/v1/events", json={"events": topic_events(users_per_topic=12, events_per_user=2)})
     trainer = train(db, embedder, settings)
     client.post(
         "/v1/events", json={"events": [{"user_id": "food-1", "type": "like", "text": "pizza"}]}
     )
+    train(db, embedder, settings)  # trained again in the same cluster: no new history row
+    assert len(client.get("/v1/users/food-1/cluster/history").json()["assignments"]) == 1
+    space = [{"user_id": "food-1", "type": "purchase", "text": t} for t in TOPICS["space"] * 2]
+    client.post("/v1/events", json={"events": space})
     train(db, embedder, settings)
     history = client.get("/v1/users/food-1/cluster/history").json()["assignments"]
     versions = [h["model_version"] for h in history]
     assert versions == sorted(versions) and len(versions) == 2 and versions[0] <= trainer.version
+    assert history[0]["cluster_id"] != history[1]["cluster_id"]
 
 
 def test_erasure_removes_the_user_and_nothing_else(client, db, embedder, settings):
