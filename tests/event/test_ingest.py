@@ -35,6 +35,16 @@ def test_a_batch_posted_twice_is_stored_once(client, db):
     assert stored(db) == 1000
 
 
+def test_a_batch_overlapping_stored_events_counts_only_the_new(client, db):
+    """New rows are counted by the insert's row count (no RETURNING): a partial overlap."""
+    client.post("/v1/events", json={"events": [event(i) for i in range(10)]})
+    batch = {"events": [event(i) for i in range(5, 15)] + [event(14)]}
+    assert client.post("/v1/events", json=batch).json() == {"accepted": 5, "duplicates": 6}
+    assert stored(db) == 15
+    with db.read() as session:
+        assert session.scalar(select(Event.text).where(Event.event_id == "e12")) == "text 12"
+
+
 def test_repeats_within_one_batch_are_duplicates(client, db):
     batch = {"events": [event(1), event(2), event(1), event(1, text="other text, same key")]}
     assert client.post("/v1/events", json=batch).json() == {"accepted": 2, "duplicates": 2}
