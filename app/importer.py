@@ -1,7 +1,9 @@
 """`python -m app import FILE`: bulk-load events and items from CSV or JSON Lines.
 
 Rows go through the API's own validation (the same schemas with the same context) and the
-same services, in batches of one transaction each. Unlike the API, a bad row does not sink its
+same services, in batches of one transaction each. The batches are large (IMPORT_BATCH rows),
+so a backfill is a bulk load, not an HTTP replay: on PostgreSQL each batch streams in by COPY
+(app/event/repository.py), on SQLite one prepared statement runs over it. Unlike the API, a bad row does not sink its
 batch: good rows are stored, bad ones are reported by line number, and the command exits
 non-zero. Events are idempotent by `event_id`, so fixing the file and importing it again
 stores only what is new (give events an `event_id` to make re-imports safe).
@@ -32,6 +34,7 @@ from app.item.schemas import ItemIn
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
 SHOWN_REJECTIONS = 100
+IMPORT_BATCH = 20_000  # rows per transaction: a few MB of rows, seconds of work
 
 
 @dataclass
@@ -79,7 +82,7 @@ def import_file(
 ) -> ImportSummary:
     """Validate and store every row of `path`; returns what happened to them."""
     fmt = detect_format(path, fmt)
-    size = batch_size or settings.max_events_per_request
+    size = batch_size or IMPORT_BATCH
     summary = ImportSummary()
     batch = _Batch()
     with (

@@ -48,10 +48,30 @@ def insert_new(session: Session, rows: list[dict[str, Any]]) -> int:
         return 0
     conn = session.connection()  # Core, not the ORM: no per-row bookkeeping for a bulk insert
     if conn.dialect.name == "postgresql":
+        if len(rows) >= COPY_ROWS:
+            return _copy_new(session, rows)
         columns = {name: [row[name] for row in rows] for name in _EVENT_COLUMNS}
         return rowcount(conn.execute(_PG_INSERT_EVENTS, columns))
     stmt = dialect_insert(session, Event).on_conflict_do_nothing(index_elements=["event_id"])
     return rowcount(conn.execute(stmt, rows))
+
+
+# Batches this large (the importer's) go through COPY, PostgreSQL's bulk-load protocol: rows
+# stream in binary into a temporary table, then one INSERT ... SELECT skips the stored ones.
+COPY_ROWS = 5000
+
+
+def _copy_new(session: Session, rows: list[dict[str, Any]]) -> int:
+    session.execute(_PG_CREATE_STAGE)
+    raw = session.connection().connection.dbapi_connection
+    assert raw is not None
+    with raw.cursor() as cursor:  # type: ignore[attr-defined]
+        names = ", ".join(_EVENT_COLUMNS)
+        with cursor.copy(f"COPY event_stage ({names}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(list(_EVENT_COLUMNS.values()))
+            for row in rows:
+                copy.write_row([row[name] for name in _EVENT_COLUMNS])
+    return rowcount(session.execute(_PG_INSERT_STAGED))
 
 
 _EVENT_COLUMNS = {
@@ -67,6 +87,15 @@ _EVENT_COLUMNS = {
 _PG_INSERT_EVENTS = text(
     f"INSERT INTO event ({', '.join(_EVENT_COLUMNS)})"
     f" SELECT * FROM unnest({', '.join(f'CAST(:{c} AS {t}[])' for c, t in _EVENT_COLUMNS.items())})"
+    " ON CONFLICT (event_id) DO NOTHING"
+)
+_PG_CREATE_STAGE = text(
+    "CREATE TEMPORARY TABLE IF NOT EXISTS event_stage"
+    f" ({', '.join(f'{c} {t}' for c, t in _EVENT_COLUMNS.items())}) ON COMMIT DELETE ROWS"
+)
+_PG_INSERT_STAGED = text(
+    f"INSERT INTO event ({', '.join(_EVENT_COLUMNS)})"
+    f" SELECT {', '.join(_EVENT_COLUMNS)} FROM event_stage"
     " ON CONFLICT (event_id) DO NOTHING"
 )
 
