@@ -3,10 +3,12 @@
 Rows go through the API's own validation (the same schemas with the same context) and the
 same services, in batches of one transaction each. The batches are large (IMPORT_BATCH rows),
 so a backfill is a bulk load, not an HTTP replay: on PostgreSQL each batch streams in by COPY
-(app/event/repository.py), on SQLite one prepared statement runs over it. Unlike the API, a bad row does not sink its
-batch: good rows are stored, bad ones are reported by line number, and the command exits
-non-zero. Events are idempotent by `event_id`, so fixing the file and importing it again
-stores only what is new (give events an `event_id` to make re-imports safe).
+(app/event/repository.py), on SQLite one prepared statement runs over it.
+
+Unlike the API, a bad row does not sink its batch: good rows are stored, bad ones are reported
+by line number, and the command exits non-zero. Events are idempotent by `event_id`, so fixing
+the file and importing it again stores only what is new (give events an `event_id` to make
+re-imports safe).
 """
 
 from __future__ import annotations

@@ -9,18 +9,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import CursorResult, Engine, Result, create_engine, event
+from sqlalchemy import CursorResult, Engine, Result, any_, bindparam, create_engine, event
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql import ColumnElement
+from sqlalchemy.sql._typing import _ColumnExpressionArgument
 
 from app.db.errors import Trouble, classify
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # Values per `IN (...)` list: a statement's bound parameters stay bounded however many rows a
 # step touches.
-IN_CHUNK = 1000
+IN_CHUNK = 4096
 T = TypeVar("T")
 PROBE_BUSY_TIMEOUT_MS = 2_000  # a readiness probe answers "busy" rather than wait 30 s
 
@@ -181,6 +184,19 @@ def in_chunks(values: Sequence[T]) -> Iterator[Sequence[T]]:
     """`values` in slices of at most IN_CHUNK, one per bounded `IN` list."""
     for start in range(0, len(values), IN_CHUNK):
         yield values[start : start + IN_CHUNK]
+
+
+def one_of(
+    session: Session, column: _ColumnExpressionArgument[Any], values: Sequence[Any]
+) -> ColumnElement[bool]:
+    """`column IN (values)`. On PostgreSQL one array parameter (`column = ANY(:array)`): the
+    statement's text is the same whatever the number of values, so it is parsed and cached
+    once, not once per batch as an expanded `IN` list of a thousand parameters is. Callers
+    keep `values` within IN_CHUNK (SQLite's lists are expanded)."""
+    element = cast(ColumnElement[Any], column)
+    if session.get_bind().dialect.name == "postgresql":
+        return element == any_(bindparam(None, list(values), type_=ARRAY(element.type)))
+    return element.in_(values)
 
 
 def rowcount(result: Result[Any]) -> int:

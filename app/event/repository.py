@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from app.db.base import utcnow
 from app.db.models import Event, Item, QuarantinedEvent
-from app.db.session import dialect_insert, in_chunks, rowcount
+from app.db.session import dialect_insert, in_chunks, one_of, rowcount
 
 # Unapplied events whose text is known: their own, or their item's (with an outer join on
 # Item), and that are not quarantined. The others wait for the item's text and are counted as
@@ -139,20 +139,28 @@ def peek_pending(session: Session, limit: int) -> list[PendingEvent]:
     return _run(session, _pending_query(limit))
 
 
-def claim_pending(session: Session, limit: int) -> list[PendingEvent]:
-    """Lock the next processable events; other workers skip them (PostgreSQL SKIP LOCKED)."""
-    return _run(session, _pending_query(limit).with_for_update(of=Event, skip_locked=True))
-
-
-def claim_ids(session: Session, ids: list[int]) -> list[PendingEvent]:
-    """Lock these events if they are still processable (others may have applied them since)."""
-    query = _pending_query(len(ids)).where(Event.id.in_(ids))
-    return _run(session, query.with_for_update(of=Event, skip_locked=True))
+def claim_ids(session: Session, ids: list[int]) -> dict[int, str]:
+    """Lock those of these events that are still processable (others may have applied them
+    since); id -> the text to embed now (an item's text may have changed since a peek)."""
+    query = (
+        select(Event.id, func.coalesce(Event.text, Item.text))
+        .outerjoin(Item, Item.item_id == Event.item_id)
+        .where(PROCESSABLE)
+        .order_by(Event.id)
+        .with_for_update(of=Event, skip_locked=True)
+    )
+    claimed: dict[int, str] = {}
+    for chunk in in_chunks(ids):
+        rows = session.execute(query.where(one_of(session, Event.id, chunk))).tuples()
+        claimed.update((event_id, event_text) for event_id, event_text in rows)
+    return claimed
 
 
 def mark_applied(session: Session, event_ids: list[int], *, now: datetime) -> None:
     for chunk in in_chunks(event_ids):
-        session.execute(update(Event).where(Event.id.in_(chunk)).values(applied_at=now))
+        session.connection().execute(  # Core: no ORM session synchronisation to do
+            update(Event).where(one_of(session, Event.id, chunk)).values(applied_at=now)
+        )
 
 
 def recent_applied(session: Session, limit: int) -> list[tuple[str, str | None, str | None]]:

@@ -6,109 +6,130 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Row, ScalarSelect, Table, bindparam, delete, func, select, text, update
+import numpy as np
+from sqlalchemy import (
+    Row,
+    ScalarSelect,
+    Table,
+    bindparam,
+    case,
+    delete,
+    func,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.orm import Session
 
+from app.db.base import UTCDateTime
 from app.db.models import UserProfile
-from app.db.session import dialect_insert, in_chunks, rowcount
+from app.db.session import dialect_insert, in_chunks, one_of, rowcount
 from app.event import repository as event_repository
 
 
 @dataclass(frozen=True)
-class Locked:
-    """A profile as the fold reads it under its row lock; `event_count` 0 is a new profile."""
+class LockedProfiles:
+    """A batch's profiles as the fold reads them under their row locks, in user_id order;
+    an `event_count` of 0 is a profile created for this fold (its sum is empty)."""
 
-    user_id: str
-    vector_sum: bytes
-    ref_time: float
-    event_count: int
-    last_event_at: datetime
+    user_ids: list[str]
+    sums: list[bytes]
+    ref_times: list[float]
+    event_counts: list[int]
 
 
 @dataclass(frozen=True)
-class Folded:
-    user_id: str
-    vector_sum: bytes
-    ref_time: float
-    event_count: int
-    last_event_at: datetime
+class FoldedProfiles:
+    """What a fold writes back, row i for `user_ids[i]`."""
+
+    user_ids: list[str]
+    sums: np.ndarray  # float64 (n, dim)
+    ref_times: np.ndarray  # float64 (n,)
+    added: list[int]  # events folded in
+    newest: list[datetime]  # the newest of those events' times
 
 
 def lock_profiles(
     session: Session, user_ids: list[str], *, model_id: str, now: datetime
-) -> list[Locked]:
-    """Create missing profiles (empty, invisible to the trainer until folded into in the same
-    transaction), then lock all of them in user_id order (no deadlocks); sorted by user_id."""
+) -> LockedProfiles:
+    """Create missing profiles (empty, and invisible to the trainer: version 0), then lock all
+    of them in user_id order (no deadlocks between workers)."""
     ordered = sorted(set(user_ids))
+    table = cast(Table, UserProfile.__table__)
     if _is_postgresql(session):
         session.execute(_PG_CREATE, {"ids": ordered, "model_id": model_id, "now": now})
     else:
-        session.execute(
+        session.connection().execute(
             dialect_insert(session, UserProfile).on_conflict_do_nothing(index_elements=["user_id"]),
             [{"user_id": u, "model_id": model_id, **_empty(now)} for u in ordered],
         )
-    table = cast(Table, UserProfile.__table__)
-    locked: list[Locked] = []
+    locked = LockedProfiles([], [], [], [])
     for chunk in in_chunks(ordered):
         query = (
-            select(
-                table.c.user_id,
-                table.c.vector_sum,
-                table.c.ref_time,
-                table.c.event_count,
-                table.c.last_event_at,
-            )
-            .where(table.c.user_id.in_(chunk))
+            select(table.c.user_id, table.c.vector_sum, table.c.ref_time, table.c.event_count)
+            .where(one_of(session, table.c.user_id, chunk))
             .order_by(table.c.user_id)
             .with_for_update()
         )
-        locked.extend(Locked(*row) for row in session.execute(query))
+        for user_id, vector_sum, ref_time, event_count in session.execute(query):
+            locked.user_ids.append(user_id)
+            locked.sums.append(vector_sum)
+            locked.ref_times.append(ref_time)
+            locked.event_counts.append(event_count)
     return locked
 
 
-def write_folded(session: Session, folded: list[Folded], *, now: datetime) -> None:
+def write_folded(session: Session, folded: FoldedProfiles, *, now: datetime) -> None:
     """Store folded profiles (locked by `lock_profiles` in this transaction) in one statement
-    per batch: PostgreSQL joins against arrays (`UPDATE ... FROM unnest`), SQLite runs one
-    prepared statement over all rows. Each gets a new version, so the trainer sees it."""
-    if not folded:
+    per batch: PostgreSQL joins against arrays (`UPDATE ... FROM unnest`, the sums as one
+    bytea cut in SQL), SQLite runs one prepared statement over all rows. Counts and times are
+    added in SQL; each profile gets a new version, so the trainer sees it."""
+    if not folded.user_ids:
         return
+    sums = np.ascontiguousarray(folded.sums, dtype="<f8")
     if _is_postgresql(session):
         session.execute(
             _PG_UPDATE,
             {
-                "ids": [f.user_id for f in folded],
-                "sums": [f.vector_sum for f in folded],
-                "refs": [f.ref_time for f in folded],
-                "counts": [f.event_count for f in folded],
-                "lasts": [f.last_event_at for f in folded],
+                "ids": folded.user_ids,
+                "sums": sums.tobytes(),
+                "width": sums.shape[1] * 8,
+                "refs": folded.ref_times.tolist(),
+                "added": folded.added,
+                "newest": folded.newest,
                 "now": now,
             },
         )
         return
     table = cast(Table, UserProfile.__table__)
+    newest = bindparam("b_newest", type_=UTCDateTime())
     stmt = (
         update(table)
         .where(table.c.user_id == bindparam("b_user_id"))
         .values(
             vector_sum=bindparam("b_sum"),
             ref_time=bindparam("b_ref"),
-            event_count=bindparam("b_count"),
-            last_event_at=bindparam("b_last"),
+            # SQLite's two-argument max(); the stored text sorts as the times do.
+            last_event_at=case(
+                (table.c.event_count == 0, newest), else_=func.max(table.c.last_event_at, newest)
+            ),
+            event_count=table.c.event_count + bindparam("b_added"),
             updated_at=now,
             version=table.c.version + 1,
         )
     )
-    session.execute(
+    session.connection().execute(
         stmt,
         [
-            {
-                "b_user_id": f.user_id,
-                "b_sum": f.vector_sum,
-                "b_ref": f.ref_time,
-                "b_count": f.event_count,
-                "b_last": f.last_event_at,
-            }
-            for f in folded
+            {"b_user_id": u, "b_sum": row.tobytes(), "b_ref": r, "b_added": a, "b_newest": t}
+            for u, row, r, a, t in zip(
+                folded.user_ids,
+                sums,
+                folded.ref_times.tolist(),
+                folded.added,
+                folded.newest,
+                strict=True,
+            )
         ],
     )
 
@@ -139,12 +160,15 @@ _PG_CREATE = text(
     " ON CONFLICT (user_id) DO NOTHING"
 )
 _PG_UPDATE = text(
-    "UPDATE user_profile AS p SET vector_sum = v.vector_sum, ref_time = v.ref_time,"
-    " event_count = v.event_count, last_event_at = v.last_event_at, updated_at = :now,"
-    " version = p.version + 1"
-    " FROM unnest(CAST(:ids AS text[]), CAST(:sums AS bytea[]), CAST(:refs AS float8[]),"
-    " CAST(:counts AS integer[]), CAST(:lasts AS timestamptz[]))"
-    " AS v(user_id, vector_sum, ref_time, event_count, last_event_at)"
+    "UPDATE user_profile AS p SET"
+    " vector_sum = substring(CAST(:sums AS bytea)"
+    " FROM CAST((v.i - 1) * :width + 1 AS integer) FOR CAST(:width AS integer)),"
+    " ref_time = v.ref_time,"
+    " last_event_at = CASE WHEN p.event_count = 0 THEN v.newest"
+    " ELSE greatest(p.last_event_at, v.newest) END,"
+    " event_count = p.event_count + v.added, updated_at = :now, version = p.version + 1"
+    " FROM unnest(CAST(:ids AS text[]), CAST(:refs AS float8[]), CAST(:added AS integer[]),"
+    " CAST(:newest AS timestamptz[])) WITH ORDINALITY AS v(user_id, ref_time, added, newest, i)"
     " WHERE p.user_id = v.user_id"
 )
 

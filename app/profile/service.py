@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
 
 import numpy as np
 from sqlalchemy.orm import Session
@@ -21,7 +20,7 @@ from app.event.repository import PendingEvent
 from app.privacy import pseudonym
 from app.profile import repository as profile_repository
 from app.profile.math import decode_sum, fold_many
-from app.profile.repository import Folded
+from app.profile.repository import FoldedProfiles
 from app.quarantine import service as quarantine_service
 
 log = logging.getLogger(__name__)
@@ -87,11 +86,15 @@ def _fold_claimed(
     returns how many. Events another worker took meanwhile are skipped; an event whose item
     text changed since it was peeked (and is not cached yet) stays pending for the next step."""
     with db.write() as session:
-        claimed = event_repository.claim_ids(session, [e.id for e in events])
-        unknown = {e.text for e in claimed} - vectors.keys()
+        texts = event_repository.claim_ids(session, [e.id for e in events])
+        unknown = set(texts.values()) - vectors.keys()
         if unknown:
             vectors = {**vectors, **embedding_service.cached_vectors(session, embedder, unknown)}
-            claimed = [e for e in claimed if e.text in vectors]
+        claimed = [
+            replace(e, text=texts[e.id]) if e.text != texts[e.id] else e
+            for e in events
+            if e.id in texts and texts[e.id] in vectors
+        ]
         if not claimed:
             return 0
         fold_events(session, claimed, vectors, embedder=embedder, settings=settings)
@@ -174,44 +177,37 @@ def fold_events(
     locked = profile_repository.lock_profiles(
         session, [e.user_id for e in events], model_id=embedder.model_id, now=now
     )
-    row = {p.user_id: i for i, p in enumerate(locked)}
-    dim = embedder.dim
-    current = np.zeros((len(locked), dim))
-    for i, p in enumerate(locked):
-        if p.event_count:
-            current[i] = decode_sum(p.vector_sum, dim)
+    row = {user_id: i for i, user_id in enumerate(locked.user_ids)}
+    current = np.zeros((len(row), embedder.dim))
+    for i, (blob, count) in enumerate(zip(locked.sums, locked.event_counts, strict=True)):
+        if count:
+            current[i] = decode_sum(blob, embedder.dim)
+    users = np.array([row[e.user_id] for e in events], dtype=np.intp)
     weights = settings.event_weights
     folded = fold_many(
         current,
-        np.array([p.ref_time for p in locked], dtype=np.float64),
-        np.array([p.event_count > 0 for p in locked], dtype=bool),
-        users=np.array([row[e.user_id] for e in events], dtype=np.intp),
+        np.array(locked.ref_times, dtype=np.float64),
+        np.array(locked.event_counts) > 0,
+        users=users,
         times=np.array([e.occurred_at.timestamp() for e in events]),
         weights=np.array([_weight(e, weights) for e in events]),
         vectors=np.stack([vectors[e.text] for e in events]),
         half_life_seconds=settings.profile_half_life_seconds,
     )
-    counts = np.bincount([row[e.user_id] for e in events], minlength=len(locked))
-    newest: dict[str, datetime] = {}
-    for e in events:
-        if e.user_id not in newest or e.occurred_at > newest[e.user_id]:
-            newest[e.user_id] = e.occurred_at
-    sums = folded.sums.astype("<f8", copy=False)
+    newest = [now] * len(row)  # every row gets at least one event, so all are replaced
+    seen = [False] * len(row)
+    for i, e in zip(users.tolist(), events, strict=True):
+        if not seen[i] or e.occurred_at > newest[i]:
+            newest[i], seen[i] = e.occurred_at, True
     profile_repository.write_folded(
         session,
-        [
-            Folded(
-                user_id=p.user_id,
-                vector_sum=sums[i].tobytes(),
-                ref_time=float(folded.ref_times[i]),
-                event_count=p.event_count + int(counts[i]),
-                # A new profile's placeholder time is not an event's.
-                last_event_at=max(newest[p.user_id], p.last_event_at)
-                if p.event_count
-                else newest[p.user_id],
-            )
-            for i, p in enumerate(locked)
-        ],
+        FoldedProfiles(
+            user_ids=locked.user_ids,
+            sums=folded.sums,
+            ref_times=folded.ref_times,
+            added=np.bincount(users, minlength=len(row)).tolist(),
+            newest=newest,
+        ),
         now=now,
     )
 
