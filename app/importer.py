@@ -136,7 +136,7 @@ def _store(db: Database, batch: _Batch, summary: ImportSummary) -> None:
         if batch.items:
             summary.items += item_service.upsert(session, items=batch.items, now=batch.now).upserted
         if batch.events:
-            result = event_service.ingest(session, events=batch.events, now=batch.now)
+            result = event_service.ingest(session, events=batch.events, now=batch.now, bulk=True)
             summary.accepted += result.accepted
             summary.duplicates += result.duplicates
 

@@ -16,7 +16,6 @@ from app.db.base import utcnow
 from app.db.models import Event, Item, ModelCheckpoint
 from app.db.session import Database
 from app.embedding.embedder import load_embedder
-from app.event.repository import COPY_ROWS
 from app.importer import _ranges
 from app.model.trainer import Trainer
 from app.profile.service import apply_pending
@@ -136,17 +135,18 @@ def test_import_of_a_clean_file_exits_zero(cli, db, tmp_path, capsys):
 
 
 def test_a_large_import_takes_the_bulk_path_with_the_same_accounting(cli, db, tmp_path, capsys):
-    """Batches past COPY_ROWS stream in by COPY on PostgreSQL (executemany on SQLite): the
+    """The importer's batches stream in by COPY on PostgreSQL (executemany on SQLite): the
     same values stored, duplicates (in the file and already stored) counted, bad lines
     reported."""
-    n = COPY_ROWS + 500
+    n = 5500  # one batch of 5,000, another of 501
     lines = [
         event(i, weight=0.5, timestamp=f"2024-05-01T10:00:{i % 60:02d}+02:00") for i in range(n)
     ]
     lines[7] = b"{not json"
     lines[n - 3] = event(n - 3, type="teleport")
     lines.append(event(42))  # a repeat inside the file
-    status = cli("import", str(write_lines(tmp_path / "big.jsonl", lines)), "--quiet")
+    big = write_lines(tmp_path / "big.jsonl", lines)
+    status = cli("import", str(big), "--quiet", "--batch-size", "5000")
     out, err = capsys.readouterr()
     assert status == 1
     assert (

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -141,6 +142,12 @@ class Database:
             self.engine.execution_options(sqlite_begin="IMMEDIATE"), expire_on_commit=False
         )
         self.write_health = WriteHealth()
+        # SQLite: this process's writers queue here, in arrival order, rather than in SQLite's
+        # busy handler, which sleeps 1, 2, 5 ... 100 ms between tries (a writer that finds the
+        # lock taken waits for the next try, however soon the lock was freed: p99 of single-
+        # event ingest ~0.9 s, against ~0.2 s queued here). Re-entrant: a nested write (none
+        # is meant to exist) waits in SQLite as before instead of deadlocking.
+        self._write_turn = threading.RLock() if is_sqlite(self.engine) else nullcontext()
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -151,7 +158,24 @@ class Database:
     def write(self) -> Iterator[Session]:
         """A unit of work: commits when the block ends, rolls back on error."""
         try:
-            with self._writer() as session, session.begin():
+            with self._write_turn, self._writer() as session, session.begin():
+                yield session
+        except Exception as exc:
+            self.write_health.record(exc)
+            raise
+        self.write_health.record(None)
+
+    @contextmanager
+    def write_statement(self) -> Iterator[Session]:
+        """A unit of work that is one statement (ingest): on PostgreSQL it runs in autocommit,
+        so the statement is its own transaction and is durable when it returns, in one round
+        trip instead of three (BEGIN, statement, COMMIT). SQLite: as `write`."""
+        if is_sqlite(self.engine):
+            with self.write() as session:
+                yield session
+            return
+        try:
+            with self._reader() as session:  # the autocommit engine
                 yield session
         except Exception as exc:
             self.write_health.record(exc)

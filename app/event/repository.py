@@ -37,18 +37,19 @@ PROCESSABLE = and_(
 )
 
 
-def insert_new(session: Session, rows: list[dict[str, Any]]) -> int:
+def insert_new(session: Session, rows: list[dict[str, Any]], *, bulk: bool = False) -> int:
     """Insert rows whose event_id is not stored yet, in one statement; returns how many were new.
 
     The new rows are counted from the statement's row count, not with `RETURNING`: returning
     ids makes SQLAlchemy render one huge multi-row `VALUES` statement instead of streaming the
     rows. PostgreSQL gets one `INSERT ... SELECT FROM unnest(arrays)`: one statement and one
-    round trip per batch, whatever its size; SQLite one prepared statement run per row."""
+    round trip per batch, whatever its size; SQLite one prepared statement run per row.
+    `bulk` (the importer's large batches, in a transaction of their own): PostgreSQL's COPY."""
     if not rows:
         return 0
     conn = session.connection()  # Core, not the ORM: no per-row bookkeeping for a bulk insert
     if conn.dialect.name == "postgresql":
-        if len(rows) >= COPY_ROWS:
+        if bulk:
             return _copy_new(session, rows)
         columns = {name: [row[name] for row in rows] for name in _EVENT_COLUMNS}
         return rowcount(conn.execute(_PG_INSERT_EVENTS, columns))
@@ -56,12 +57,10 @@ def insert_new(session: Session, rows: list[dict[str, Any]]) -> int:
     return rowcount(conn.execute(stmt, rows))
 
 
-# Batches this large (the importer's) go through COPY, PostgreSQL's bulk-load protocol: rows
-# stream in binary into a temporary table, then one INSERT ... SELECT skips the stored ones.
-COPY_ROWS = 5000
-
-
 def _copy_new(session: Session, rows: list[dict[str, Any]]) -> int:
+    """COPY, PostgreSQL's bulk-load protocol: the rows stream in binary into a temporary table
+    (emptied at commit, so this needs a transaction), then one INSERT ... SELECT skips the
+    stored ones."""
     session.execute(_PG_CREATE_STAGE)
     raw = session.connection().connection.dbapi_connection
     assert raw is not None

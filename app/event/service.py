@@ -24,8 +24,11 @@ def validation_context(settings: Settings, *, now: datetime) -> dict[str, Any]:
     }
 
 
-def ingest(session: Session, *, events: list[EventIn], now: datetime) -> IngestResult:
-    """Store events with a new event_id; repeats (in this batch or before) are duplicates."""
+def ingest(
+    session: Session, *, events: list[EventIn], now: datetime, bulk: bool = False
+) -> IngestResult:
+    """Store events with a new event_id; repeats (in this batch or before) are duplicates.
+    `bulk`: a large batch in a transaction of its own (the importer's)."""
     rows, seen = [], set()
     for event in events:
         event_id = event.event_id or uuid.uuid4().hex
@@ -44,5 +47,5 @@ def ingest(session: Session, *, events: list[EventIn], now: datetime) -> IngestR
                 "received_at": now,
             }
         )
-    accepted = event_repository.insert_new(session, rows)
+    accepted = event_repository.insert_new(session, rows, bulk=bulk)
     return IngestResult(accepted=accepted, duplicates=len(events) - accepted)
