@@ -123,7 +123,7 @@ def bench_database(url: str, args: argparse.Namespace) -> list[list[object]]:
         )
         rows.append([kind, "raw SQLAlchemy bulk insert, same rows", raw, "", ""])
         ratio = 100 * http / raw
-        rows.append([kind, "HTTP / raw (%)", ratio, ">= 40", common.verdict(ratio, 40)])
+        rows.append([kind, "HTTP / raw (%)", ratio, ">= 70", common.verdict(ratio, 70)])
         p99 = common.percentile(load.latencies, 99) * 1000
         rows.append(
             [

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -12,7 +14,6 @@ from sqlalchemy import (
     ScalarSelect,
     Table,
     bindparam,
-    case,
     delete,
     func,
     select,
@@ -23,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from app.db.base import UTCDateTime
 from app.db.models import UserProfile
-from app.db.session import dialect_insert, in_chunks, one_of, rowcount
+from app.db.session import in_chunks, one_of, rowcount
 from app.event import repository as event_repository
 
 
@@ -59,9 +60,8 @@ def lock_profiles(
     if _is_postgresql(session):
         session.execute(_PG_CREATE, {"ids": ordered, "model_id": model_id, "now": now})
     else:
-        session.connection().execute(
-            dialect_insert(session, UserProfile).on_conflict_do_nothing(index_elements=["user_id"]),
-            [{"user_id": u, "model_id": model_id, **_empty(now)} for u in ordered],
+        session.execute(
+            _SQLITE_CREATE, {"ids": json.dumps(ordered), "model_id": model_id, "now": now}
         )
     locked = LockedProfiles([], [], [], [])
     for chunk in in_chunks(ordered):
@@ -101,27 +101,13 @@ def write_folded(session: Session, folded: FoldedProfiles, *, now: datetime) -> 
             },
         )
         return
-    table = cast(Table, UserProfile.__table__)
-    newest = bindparam("b_newest", type_=UTCDateTime())
-    stmt = (
-        update(table)
-        .where(table.c.user_id == bindparam("b_user_id"))
-        .values(
-            vector_sum=bindparam("b_sum"),
-            ref_time=bindparam("b_ref"),
-            # SQLite's two-argument max(); the stored text sorts as the times do.
-            last_event_at=case(
-                (table.c.event_count == 0, newest), else_=func.max(table.c.last_event_at, newest)
-            ),
-            event_count=table.c.event_count + bindparam("b_added"),
-            updated_at=now,
-            version=table.c.version + 1,
-        )
-    )
-    session.connection().execute(
-        stmt,
+    # SQLite: one prepared statement over plain tuples, straight to the driver; SQLAlchemy's
+    # per-row parameter processing cost more than the update itself.
+    stamp = _sqlite_datetime(session)
+    session.connection().exec_driver_sql(
+        _SQLITE_UPDATE,
         [
-            {"b_user_id": u, "b_sum": row.tobytes(), "b_ref": r, "b_added": a, "b_newest": t}
+            (row.tobytes(), r, stamp(t), stamp(t), a, stamp(now), u)
             for u, row, r, a, t in zip(
                 folded.user_ids,
                 sums,
@@ -134,17 +120,11 @@ def write_folded(session: Session, folded: FoldedProfiles, *, now: datetime) -> 
     )
 
 
-def _empty(now: datetime) -> dict[str, Any]:
-    # No sum yet (event_count 0 says so), version 0 = trained_version: the trainer skips it.
-    return {
-        "vector_sum": b"",
-        "ref_time": 0.0,
-        "event_count": 0,
-        "last_event_at": now,
-        "updated_at": now,
-        "version": 0,
-        "trained_version": 0,
-    }
+def _sqlite_datetime(session: Session) -> Callable[[datetime], Any]:
+    """How the column type writes a datetime on this database (SQLite: fixed-width text)."""
+    processor = UTCDateTime().bind_processor(session.get_bind().dialect)
+    assert processor is not None
+    return processor
 
 
 def _is_postgresql(session: Session) -> bool:
@@ -158,6 +138,19 @@ _PG_CREATE = text(
     " SELECT u, :model_id, ''::bytea, 0, 0, :now, :now, 0, 0"
     " FROM unnest(CAST(:ids AS text[])) AS u"
     " ON CONFLICT (user_id) DO NOTHING"
+)
+_SQLITE_CREATE = text(
+    "INSERT INTO user_profile (user_id, model_id, vector_sum, ref_time, event_count,"
+    " last_event_at, updated_at, version, trained_version)"
+    " SELECT value, :model_id, x'', 0, 0, :now, :now, 0, 0 FROM json_each(:ids)"
+    " WHERE true ON CONFLICT (user_id) DO NOTHING"  # WHERE: SQLite's upsert-after-SELECT rule
+).bindparams(bindparam("now", type_=UTCDateTime()))
+# max() of two arguments is SQLite's scalar max; the stored text sorts as the times do.
+_SQLITE_UPDATE = (
+    "UPDATE user_profile SET vector_sum = ?, ref_time = ?,"
+    " last_event_at = CASE WHEN event_count = 0 THEN ? ELSE max(last_event_at, ?) END,"
+    " event_count = event_count + ?, updated_at = ?, version = version + 1"
+    " WHERE user_id = ?"
 )
 _PG_UPDATE = text(
     "UPDATE user_profile AS p SET"
