@@ -17,6 +17,7 @@ import contextlib
 import csv
 import json
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -59,6 +60,7 @@ class _Batch:
     now: datetime = field(default_factory=utcnow)
     events: list[EventIn] = field(default_factory=list)
     items: list[ItemIn] = field(default_factory=list)
+    context: dict[str, Any] | None = None  # events' validation context, made once per batch
 
     def __len__(self) -> int:
         return len(self.events) + len(self.items)
@@ -88,6 +90,7 @@ def import_file(
     summary = ImportSummary()
     batch = _Batch()
     with (
+        contextlib.ExitStack() as stack,
         path.open("rb") as raw,
         tqdm(
             total=path.stat().st_size,
@@ -97,6 +100,11 @@ def import_file(
             desc="import",
         ) as bar,
     ):
+        # One batch is stored on a thread while the next is parsed and validated here: the
+        # database's work (it waits with the GIL released) overlaps Python's. At most one
+        # batch is in flight, in file order, so memory stays two batches.
+        writer = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="import-store"))
+        storing: Future[None] | None = None
         records = _csv_records(raw, bar) if fmt == "csv" else _jsonl_records(raw, bar)
         for line, record in records:
             summary.rows += 1
@@ -109,8 +117,12 @@ def import_file(
                 summary.rejected.append((line, _reason(exc)))
                 continue
             if len(batch) >= size:
-                _store(db, batch, summary)
+                if storing is not None:
+                    storing.result()  # the previous batch's error, if any, stops the import here
+                storing = writer.submit(_store, db, batch, summary)
                 batch = _Batch()
+        if storing is not None:
+            storing.result()
         _store(db, batch, summary)
     return summary
 
@@ -123,8 +135,9 @@ def _add(batch: _Batch, record: dict[str, Any], settings: Settings) -> None:
     if kind == "item":
         batch.items.append(ItemIn.model_validate(record))
     elif kind == "event":
-        context = event_service.validation_context(settings, now=batch.now)
-        batch.events.append(EventIn.model_validate(record, context=context))
+        if batch.context is None:
+            batch.context = event_service.validation_context(settings, now=batch.now)
+        batch.events.append(EventIn.model_validate(record, context=batch.context))
     else:
         raise ValueError(f"kind: must be 'event' or 'item', not {kind!r}")
 
