@@ -57,6 +57,25 @@ def insert_new(session: Session, rows: list[dict[str, Any]], *, bulk: bool = Fal
     return rowcount(conn.execute(stmt, rows))
 
 
+def insert_new_returning(session: Session, rows: list[dict[str, Any]]) -> set[str]:
+    """Insert rows whose event_id is not stored yet, in one statement; returns the event_ids
+    it stored (a group commit shares them out among its requests). For small groups: the
+    statement names every value."""
+    if not rows:
+        return set()
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        columns = {name: [row[name] for row in rows] for name in _EVENT_COLUMNS}
+        return set(conn.execute(_PG_INSERT_EVENTS_RETURNING, columns).scalars())
+    stmt = (
+        dialect_insert(session, Event)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["event_id"])
+        .returning(Event.event_id)
+    )
+    return set(conn.execute(stmt).scalars())
+
+
 def _copy_new(session: Session, rows: list[dict[str, Any]]) -> int:
     """COPY, PostgreSQL's bulk-load protocol: the rows stream in binary into a temporary table
     (emptied at commit, so this needs a transaction), then one INSERT ... SELECT skips the
@@ -88,6 +107,7 @@ _PG_INSERT_EVENTS = text(
     f" SELECT * FROM unnest({', '.join(f'CAST(:{c} AS {t}[])' for c, t in _EVENT_COLUMNS.items())})"
     " ON CONFLICT (event_id) DO NOTHING"
 )
+_PG_INSERT_EVENTS_RETURNING = text(f"{_PG_INSERT_EVENTS.text} RETURNING event_id")
 _PG_CREATE_STAGE = text(
     "CREATE TEMPORARY TABLE IF NOT EXISTS event_stage"
     f" ({', '.join(f'{c} {t}' for c, t in _EVENT_COLUMNS.items())}) ON COMMIT DELETE ROWS"

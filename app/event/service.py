@@ -24,6 +24,20 @@ def validation_context(settings: Settings, *, now: datetime) -> dict[str, Any]:
     }
 
 
+def event_row(event: EventIn, *, now: datetime, event_id: str) -> dict[str, Any]:
+    """What is stored for an accepted event."""
+    return {
+        "event_id": event_id,
+        "user_id": event.user_id,
+        "type": event.type,
+        "item_id": event.item_id,
+        "text": event.text,
+        "weight": event.weight,
+        "occurred_at": event.timestamp or now,
+        "received_at": now,
+    }
+
+
 def ingest(
     session: Session, *, events: list[EventIn], now: datetime, bulk: bool = False
 ) -> IngestResult:
@@ -35,17 +49,6 @@ def ingest(
         if event_id in seen:
             continue
         seen.add(event_id)
-        rows.append(
-            {
-                "event_id": event_id,
-                "user_id": event.user_id,
-                "type": event.type,
-                "item_id": event.item_id,
-                "text": event.text,
-                "weight": event.weight,
-                "occurred_at": event.timestamp or now,
-                "received_at": now,
-            }
-        )
+        rows.append(event_row(event, now=now, event_id=event_id))
     accepted = event_repository.insert_new(session, rows, bulk=bulk)
     return IngestResult(accepted=accepted, duplicates=len(events) - accepted)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import event as sa_event
 from sqlalchemy import func, select
 
 from app.db.models import Event
@@ -180,3 +182,28 @@ def test_a_streamed_body_over_the_limit_is_413(make_client, db):
     )
     assert response.status_code == 413
     assert stored(db) == 0
+
+
+def test_concurrent_single_events_share_writes_and_each_gets_its_own_answer(client, db):
+    """Group commit: small requests that arrive together are stored by one statement, yet
+    every request is answered for its own events, after they are durable; the first request
+    of a group to send an event_id stores it and the others count it as a duplicate."""
+    inserts = []
+
+    @sa_event.listens_for(client.app.state.db.engine, "before_cursor_execute")
+    def _count(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+        if statement.lstrip().upper().startswith("INSERT INTO EVENT"):
+            inserts.append(statement)
+
+    def send(i: int):  # type: ignore[no-untyped-def]
+        shared = {"event_id": f"shared{i % 8}"}  # 8 ids, each sent by 8 requests
+        body = {"events": [event(i, **shared), event(1000 + i)]}
+        return client.post("/v1/events", json=body)
+
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(send, range(64)))
+    assert {a.status_code for a in answers} == {202}
+    results = [a.json() for a in answers]
+    assert all(r["accepted"] + r["duplicates"] == 2 for r in results)
+    assert sum(r["accepted"] for r in results) == 64 + 8 == stored(db)
+    assert len(inserts) < 64  # requests were grouped (each alone would be 64 statements)
