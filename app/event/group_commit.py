@@ -14,7 +14,6 @@ their events is stored.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -23,8 +22,8 @@ from starlette.concurrency import run_in_threadpool
 
 from app.db.session import Database
 from app.event import repository as event_repository
+from app.event import service as event_service
 from app.event.schemas import EventIn, IngestResult
-from app.event.service import event_row
 
 # Requests with at most this many events are grouped; larger ones are a batch of their own.
 SMALL_REQUEST = 16
@@ -49,12 +48,7 @@ class GroupCommit:
 
     async def ingest(self, events: list[EventIn], *, now: datetime) -> IngestResult:
         """Store these events with the next group write; returns once they are committed."""
-        rows, seen = [], set()
-        for event in events:
-            row = event_row(event, now=now, event_id=event.event_id or uuid.uuid4().hex)
-            if row["event_id"] not in seen:
-                seen.add(row["event_id"])
-                rows.append(row)
+        rows = event_service.new_rows(events, now=now)
         waiting = _Waiting(rows, len(events), asyncio.get_running_loop().create_future())
         self._queue.append(waiting)
         if not self._writing:

@@ -43,7 +43,8 @@ async def post_events(request: Request, settings: SettingsDep, db: DatabaseDep) 
         # CPU and database work off the event loop, in one trip to the thread pool; committed
         # before the answer leaves. Ingest is one statement: see Database.write_statement.
         batch = parse_body(raw, EventBatch, context)
+        rows = event_service.new_rows(batch.events, now=now)
         with db.write_statement() as session:
-            return event_service.ingest(session, events=batch.events, now=now)
+            return event_service.store(session, rows, submitted=len(batch.events))
 
     return await run_in_threadpool(validate_and_store)

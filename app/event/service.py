@@ -43,6 +43,12 @@ def ingest(
 ) -> IngestResult:
     """Store events with a new event_id; repeats (in this batch or before) are duplicates.
     `bulk`: a large batch in a transaction of its own (the importer's)."""
+    return store(session, new_rows(events, now=now), submitted=len(events), bulk=bulk)
+
+
+def new_rows(events: list[EventIn], *, now: datetime) -> list[dict[str, Any]]:
+    """The rows to store, repeats of an event_id within the batch left out. Built before the
+    write begins: on SQLite the write lock is not held while Python builds a thousand dicts."""
     rows, seen = [], set()
     for event in events:
         event_id = event.event_id or uuid.uuid4().hex
@@ -50,5 +56,12 @@ def ingest(
             continue
         seen.add(event_id)
         rows.append(event_row(event, now=now, event_id=event_id))
+    return rows
+
+
+def store(
+    session: Session, rows: list[dict[str, Any]], *, submitted: int, bulk: bool = False
+) -> IngestResult:
+    """Insert `new_rows`' rows; the `submitted` events that are not new are duplicates."""
     accepted = event_repository.insert_new(session, rows, bulk=bulk)
-    return IngestResult(accepted=accepted, duplicates=len(events) - accepted)
+    return IngestResult(accepted=accepted, duplicates=submitted - accepted)
