@@ -45,6 +45,7 @@ class GroupCommit:
         self._db = db
         self._queue: list[_Waiting] = []
         self._writing = False
+        self._writer: asyncio.Task[None] | None = None  # held: the loop keeps only weak refs
 
     async def ingest(self, events: list[EventIn], *, now: datetime) -> IngestResult:
         """Store these events with the next group write; returns once they are committed."""
@@ -53,7 +54,7 @@ class GroupCommit:
         self._queue.append(waiting)
         if not self._writing:
             self._writing = True
-            asyncio.get_running_loop().create_task(self._write_groups())
+            self._writer = asyncio.get_running_loop().create_task(self._write_groups())
         return await waiting.answer
 
     async def _write_groups(self) -> None:
