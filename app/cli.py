@@ -251,9 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     load.add_argument("file", type=Path)
     load.add_argument("--format", choices=["csv", "jsonl"], help="default: from the extension")
-    load.add_argument(
-        "--batch-size", type=_positive, help="rows per transaction (default: the API's)"
-    )
+    load.add_argument("--batch-size", type=_positive, help="rows per transaction (default: 20,000)")
     load.add_argument("--quiet", action="store_true", help="no progress bar")
     load.set_defaults(run=_import)
 

@@ -12,11 +12,13 @@ from app.config import Settings
 from app.db.session import Database
 
 
-def get_settings_dep(request: Request) -> Settings:
+# The two lookups are async: they never block, and a plain `def` dependency would cost a trip
+# to the thread pool on every request.
+async def get_settings_dep(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_database(request: Request) -> Database:
+async def get_database(request: Request) -> Database:
     return request.app.state.db
 
 
@@ -32,5 +34,6 @@ def write_session(db: Annotated[Database, Depends(get_database)]) -> Iterator[Se
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+DatabaseDep = Annotated[Database, Depends(get_database)]
 ReadSession = Annotated[Session, Depends(read_session, scope="function")]
 WriteSession = Annotated[Session, Depends(write_session, scope="function")]

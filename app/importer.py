@@ -1,10 +1,14 @@
 """`python -m app import FILE`: bulk-load events and items from CSV or JSON Lines.
 
 Rows go through the API's own validation (the same schemas with the same context) and the
-same services, in batches of one transaction each. Unlike the API, a bad row does not sink its
-batch: good rows are stored, bad ones are reported by line number, and the command exits
-non-zero. Events are idempotent by `event_id`, so fixing the file and importing it again
-stores only what is new (give events an `event_id` to make re-imports safe).
+same services, in batches of one transaction each. The batches are large (IMPORT_BATCH rows),
+so a backfill is a bulk load, not an HTTP replay: on PostgreSQL each batch streams in by COPY
+(app/event/repository.py), on SQLite one prepared statement runs over it.
+
+Unlike the API, a bad row does not sink its batch: good rows are stored, bad ones are reported
+by line number, and the command exits non-zero. Events are idempotent by `event_id`, so fixing
+the file and importing it again stores only what is new (give events an `event_id` to make
+re-imports safe).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import contextlib
 import csv
 import json
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -32,6 +37,7 @@ from app.item.schemas import ItemIn
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
 SHOWN_REJECTIONS = 100
+IMPORT_BATCH = 20_000  # rows per transaction: a few MB of rows, seconds of work
 
 
 @dataclass
@@ -54,6 +60,7 @@ class _Batch:
     now: datetime = field(default_factory=utcnow)
     events: list[EventIn] = field(default_factory=list)
     items: list[ItemIn] = field(default_factory=list)
+    context: dict[str, Any] | None = None  # events' validation context, made once per batch
 
     def __len__(self) -> int:
         return len(self.events) + len(self.items)
@@ -79,10 +86,11 @@ def import_file(
 ) -> ImportSummary:
     """Validate and store every row of `path`; returns what happened to them."""
     fmt = detect_format(path, fmt)
-    size = batch_size or settings.max_events_per_request
+    size = batch_size or IMPORT_BATCH
     summary = ImportSummary()
     batch = _Batch()
     with (
+        contextlib.ExitStack() as stack,
         path.open("rb") as raw,
         tqdm(
             total=path.stat().st_size,
@@ -92,6 +100,11 @@ def import_file(
             desc="import",
         ) as bar,
     ):
+        # One batch is stored on a thread while the next is parsed and validated here: the
+        # database's work (it waits with the GIL released) overlaps Python's. At most one
+        # batch is in flight, in file order, so memory stays two batches.
+        writer = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="import-store"))
+        storing: Future[None] | None = None
         records = _csv_records(raw, bar) if fmt == "csv" else _jsonl_records(raw, bar)
         for line, record in records:
             summary.rows += 1
@@ -104,8 +117,12 @@ def import_file(
                 summary.rejected.append((line, _reason(exc)))
                 continue
             if len(batch) >= size:
-                _store(db, batch, summary)
+                if storing is not None:
+                    storing.result()  # the previous batch's error, if any, stops the import here
+                storing = writer.submit(_store, db, batch, summary)
                 batch = _Batch()
+        if storing is not None:
+            storing.result()
         _store(db, batch, summary)
     return summary
 
@@ -118,8 +135,9 @@ def _add(batch: _Batch, record: dict[str, Any], settings: Settings) -> None:
     if kind == "item":
         batch.items.append(ItemIn.model_validate(record))
     elif kind == "event":
-        context = event_service.validation_context(settings, now=batch.now)
-        batch.events.append(EventIn.model_validate(record, context=context))
+        if batch.context is None:
+            batch.context = event_service.validation_context(settings, now=batch.now)
+        batch.events.append(EventIn.model_validate(record, context=batch.context))
     else:
         raise ValueError(f"kind: must be 'event' or 'item', not {kind!r}")
 
@@ -131,7 +149,7 @@ def _store(db: Database, batch: _Batch, summary: ImportSummary) -> None:
         if batch.items:
             summary.items += item_service.upsert(session, items=batch.items, now=batch.now).upserted
         if batch.events:
-            result = event_service.ingest(session, events=batch.events, now=batch.now)
+            result = event_service.ingest(session, events=batch.events, now=batch.now, bulk=True)
             summary.accepted += result.accepted
             summary.duplicates += result.duplicates
 

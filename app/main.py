@@ -13,6 +13,7 @@ from app.dashboard import router as dashboard_router
 from app.db.session import Database
 from app.edge import StrictPathMiddleware
 from app.errors import install_error_handlers
+from app.event.group_commit import GroupCommit
 from app.event.router import router as event_router
 from app.health.router import router as health_router
 from app.item.router import router as item_router
@@ -41,6 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "Set APP_API_KEYS=key:scope+scope,... before exposing it."
             )
         app.state.db = Database(settings.database_url)
+        app.state.group_commit = GroupCommit(app.state.db)
         app.state.models = ModelCache()
         app.state.worker = None
         if settings.worker is WorkerMode.inline:

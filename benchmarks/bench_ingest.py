@@ -7,6 +7,9 @@ single-event requests against a trivial endpoint of the same server.
 
 Each database is emptied and migrated first (PostgreSQL: create it with `createdb`).
 The API runs as `python -m app serve` with APP_WORKER=off; the client is another process.
+Last, availability: the same batch load for `--encode-seconds` against a server whose inline
+worker is cold-encoding `--encode-texts` new texts of ~230 characters (written straight into
+the database once the server is ready): batch latency p99 and every answer that was not 202.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import json
 import random
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import insert
 
@@ -85,6 +89,8 @@ def raw_insert(url: str, events: list[dict], batch: int) -> float:
 def bench_database(url: str, args: argparse.Namespace) -> list[list[object]]:
     kind = common.backend(url)
     log_dir = common.work_dir("ingest")
+    if args.only_during_encode:
+        return during_encode(url, args, kind=kind, log_dir=log_dir)
     events = make_events("e", args.events, users=args.users, items=args.items, seed=1)
     warm = make_events("w", 5 * args.batch, users=args.users, items=args.items, seed=2)
 
@@ -117,7 +123,7 @@ def bench_database(url: str, args: argparse.Namespace) -> list[list[object]]:
         )
         rows.append([kind, "raw SQLAlchemy bulk insert, same rows", raw, "", ""])
         ratio = 100 * http / raw
-        rows.append([kind, "HTTP / raw (%)", ratio, ">= 40", common.verdict(ratio, 40)])
+        rows.append([kind, "HTTP / raw (%)", ratio, ">= 70", common.verdict(ratio, 70)])
         p99 = common.percentile(load.latencies, 99) * 1000
         rows.append(
             [
@@ -160,7 +166,102 @@ def bench_database(url: str, args: argparse.Namespace) -> list[list[object]]:
                 "",
             ]
         )
+    if args.encode_texts:
+        rows.extend(during_encode(url, args, kind=kind, log_dir=log_dir))
     return rows
+
+
+WORDS = [
+    "slow",
+    "patient",
+    "film",
+    "lighthouse",
+    "keeper",
+    "letters",
+    "daughter",
+    "storm",
+    "photography",
+    "ending",
+    "quiet",
+    "remarkable",
+    "score",
+    "actor",
+    "director",
+    "novel",
+    "sequel",
+    "chapter",
+    "memory",
+    "winter",
+    "harbour",
+    "village",
+    "train",
+    "journey",
+    "mountain",
+    "river",
+    "city",
+    "night",
+    "music",
+    "dance",
+    "garden",
+    "kitchen",
+    "recipe",
+    "market",
+]
+
+
+def long_texts(n: int, *, seed: int) -> list[str]:
+    """Distinct review-like texts of about 230 characters (what the issue's client sent)."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        words = [f"Review {i}:"]
+        while sum(len(w) + 1 for w in words) < 230:
+            words.append(rng.choice(WORDS))
+        out.append(" ".join(words))
+    return out
+
+
+def during_encode(
+    url: str, args: argparse.Namespace, *, kind: str, log_dir: Path
+) -> list[list[object]]:
+    """Batch ingest while the in-process worker encodes thousands of new long texts."""
+    from app.db.session import Database
+    from benchmarks import seed
+
+    common.fresh_database(url)
+    events = make_events("d", 400 * args.batch, users=args.users, items=args.items, seed=4)
+    with Service(url, log_dir=log_dir, worker="inline") as service:
+        db = Database(url)
+        now = datetime.now(UTC)
+        seed.events(
+            db,
+            (
+                {"event_id": f"t{i}", "user_id": f"r{i}", "type": "review", "text": text,
+                 "occurred_at": now}
+                for i, text in enumerate(long_texts(args.encode_texts, seed=5))
+            ),
+        )  # fmt: skip
+        db.dispose()
+        time.sleep(1.0)  # the worker's next poll finds them and starts encoding
+        load = run_load(
+            service.port,
+            as_requests(events, args.batch),
+            concurrency=2,
+            duration=args.encode_seconds,
+            headers=AUTH,
+        )
+    other = {status: n for status, n in load.statuses.items() if status != 202}
+    p99 = common.percentile(load.latencies, 99)
+    return [
+        [kind, f"while the worker encodes {args.encode_texts:,} new ~230-char texts: "
+               f"POST /v1/events, {args.batch}/request, c=2 (events/s)",
+         load.requests * args.batch / load.seconds if load.seconds else 0, "", ""],
+        [kind, "same: batch latency p50 / p99 (ms)",
+         f"{common.percentile(load.latencies, 50) * 1000:.0f} / {p99 * 1000:.0f}",
+         "p99 <= 1,000", common.verdict(p99, 1.0, higher_is_better=False)],
+        [kind, "same: answers other than 202", json.dumps(other) if other else "none",
+         "none", "met" if not other else "MISSED"],
+    ]  # fmt: skip
 
 
 def check(statuses: dict[int, int], expected: int) -> None:
@@ -177,6 +278,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="each single-event run")
     parser.add_argument("--users", type=int, default=10_000)
     parser.add_argument("--items", type=int, default=10_000)
+    parser.add_argument("--encode-texts", type=int, default=10_000, help="0: skip that phase")
+    parser.add_argument("--encode-seconds", type=float, default=30.0)
+    parser.add_argument(
+        "--only-during-encode", action="store_true", help="only the availability phase"
+    )
     args = parser.parse_args()
     common.report_per_database("Ingest", args, bench_database)
 

@@ -77,8 +77,8 @@ def bench_database(url: str, args: argparse.Namespace) -> list[list[object]]:
         common.fresh_database(url)
         db = Database(url)
         rows = queue(args, poison=poison)
-        with db.write() as session:  # warm cache: the stage's cost, not the model's
-            embedding_service.embed_texts(session, embedder, sorted({str(r["text"]) for r in rows}))
+        # A warm cache: the stage's cost, not the model's.
+        embedding_service.embed(db, embedder, sorted({str(r["text"]) for r in rows}))
         with db.write() as session:
             session.execute(Event.__table__.insert(), rows)
         results[poison] = drain(db, embedder, settings)

@@ -134,6 +134,42 @@ def test_import_of_a_clean_file_exits_zero(cli, db, tmp_path, capsys):
     assert count(db, select(func.count()).select_from(Event)) == 25
 
 
+def test_a_large_import_takes_the_bulk_path_with_the_same_accounting(cli, db, tmp_path, capsys):
+    """The importer's batches stream in by COPY on PostgreSQL (executemany on SQLite): the
+    same values stored, duplicates (in the file and already stored) counted, bad lines
+    reported."""
+    n = 5500  # one batch of 5,000, another of 501
+    lines = [
+        event(i, weight=0.5, timestamp=f"2024-05-01T10:00:{i % 60:02d}+02:00") for i in range(n)
+    ]
+    lines[7] = b"{not json"
+    lines[n - 3] = event(n - 3, type="teleport")
+    lines.append(event(42))  # a repeat inside the file
+    big = write_lines(tmp_path / "big.jsonl", lines)
+    status = cli("import", str(big), "--quiet", "--batch-size", "5000")
+    out, err = capsys.readouterr()
+    assert status == 1
+    assert (
+        f"{n + 1} rows: {n - 2} events accepted, 1 duplicates, 0 items upserted, 2 rejected" in out
+    )
+    assert "line 8: not valid JSON" in err and f"line {n - 2}: type: unknown event type" in err
+    with db.read() as session:
+        stored = session.scalars(select(Event).where(Event.event_id == "e61")).one()
+    assert (stored.user_id, stored.type, stored.text, stored.weight) == (
+        "u1",
+        "view",
+        "text 61",
+        0.5,
+    )
+    assert stored.occurred_at.isoformat() == "2024-05-01T08:00:01+00:00"
+    assert stored.item_id is None and stored.applied_at is None
+    # Again, with a few new rows: only those are stored.
+    lines += [event(n + i) for i in range(3)]
+    cli("import", str(write_lines(tmp_path / "big.jsonl", lines)), "--quiet")
+    assert f"3 events accepted, {n - 1} duplicates" in capsys.readouterr().out
+    assert count(db, select(func.count()).select_from(Event)) == n + 1
+
+
 def test_import_refuses_unknown_formats_and_missing_files(cli, tmp_path, capsys):
     (tmp_path / "x.xml").write_text("<x/>")
     assert cli("import", str(tmp_path / "x.xml")) == 2

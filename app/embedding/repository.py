@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.db.models import Embedding
-from app.db.session import dialect_insert, in_chunks
+from app.db.session import dialect_insert, in_chunks, one_of
 
 
 def lookup(session: Session, model_id: str, hashes: list[bytes]) -> dict[bytes, np.ndarray]:
@@ -18,7 +18,7 @@ def lookup(session: Session, model_id: str, hashes: list[bytes]) -> dict[bytes, 
     for chunk in in_chunks(hashes):
         rows = session.execute(
             select(Embedding.text_hash, Embedding.vector).where(
-                Embedding.model_id == model_id, Embedding.text_hash.in_(chunk)
+                Embedding.model_id == model_id, one_of(session, Embedding.text_hash, chunk)
             )
         )
         for key, blob in rows.tuples():

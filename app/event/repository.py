@@ -18,13 +18,14 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.orm import Session
 
 from app.db.base import utcnow
 from app.db.models import Event, Item, QuarantinedEvent
-from app.db.session import dialect_insert, in_chunks, rowcount
+from app.db.session import dialect_insert, in_chunks, one_of, rowcount
 
 # Unapplied events whose text is known: their own, or their item's (with an outer join on
 # Item), and that are not quarantined. The others wait for the item's text and are counted as
@@ -37,18 +38,86 @@ PROCESSABLE = and_(
 )
 
 
-def insert_new(session: Session, rows: list[dict[str, Any]]) -> int:
-    """Insert rows whose event_id is not stored yet, in one statement; returns how many were new."""
+def insert_new(session: Session, rows: list[dict[str, Any]], *, bulk: bool = False) -> int:
+    """Insert rows whose event_id is not stored yet, in one statement; returns how many were new.
+
+    The new rows are counted from the statement's row count, not with `RETURNING`: returning
+    ids makes SQLAlchemy render one huge multi-row `VALUES` statement instead of streaming the
+    rows. PostgreSQL gets one `INSERT ... SELECT FROM unnest(arrays)`: one statement and one
+    round trip per batch, whatever its size; SQLite one prepared statement run per row.
+    `bulk` (the importer's large batches, in a transaction of their own): PostgreSQL's COPY."""
     if not rows:
         return 0
+    conn = session.connection()  # Core, not the ORM: no per-row bookkeeping for a bulk insert
+    if conn.dialect.name == "postgresql":
+        if bulk:
+            return _copy_new(session, rows)
+        columns = {name: [row[name] for row in rows] for name in _EVENT_COLUMNS}
+        return rowcount(conn.execute(_PG_INSERT_EVENTS, columns))
+    stmt = dialect_insert(session, Event).on_conflict_do_nothing(index_elements=["event_id"])
+    return rowcount(conn.execute(stmt, rows))
+
+
+def insert_new_returning(session: Session, rows: list[dict[str, Any]]) -> set[str]:
+    """Insert rows whose event_id is not stored yet, in one statement; returns the event_ids
+    it stored (a group commit shares them out among its requests). For small groups: the
+    statement names every value."""
+    if not rows:
+        return set()
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        columns = {name: [row[name] for row in rows] for name in _EVENT_COLUMNS}
+        return set(conn.execute(_PG_INSERT_EVENTS_RETURNING, columns).scalars())
     stmt = (
         dialect_insert(session, Event)
+        .values(rows)
         .on_conflict_do_nothing(index_elements=["event_id"])
-        .returning(Event.id)
+        .returning(Event.event_id)
     )
-    # On the connection, not the ORM session: the same SQL without the ORM's per-row bulk
-    # insert bookkeeping, ~35% less time per 1000-event batch (benchmarks/RESULTS.md).
-    return len(session.connection().execute(stmt, rows).all())
+    return set(conn.execute(stmt).scalars())
+
+
+def _copy_new(session: Session, rows: list[dict[str, Any]]) -> int:
+    """COPY, PostgreSQL's bulk-load protocol: the rows stream in binary into a temporary table
+    (emptied at commit, so this needs a transaction), then one INSERT ... SELECT skips the
+    stored ones."""
+    session.execute(_PG_CREATE_STAGE)
+    raw = session.connection().connection.dbapi_connection
+    assert raw is not None
+    with raw.cursor() as cursor:  # type: ignore[attr-defined]
+        names = ", ".join(_EVENT_COLUMNS)
+        with cursor.copy(f"COPY event_stage ({names}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(list(_EVENT_COLUMNS.values()))
+            for row in rows:
+                copy.write_row([row[name] for name in _EVENT_COLUMNS])
+    return rowcount(session.execute(_PG_INSERT_STAGED))
+
+
+_EVENT_COLUMNS = {
+    "event_id": "text",
+    "user_id": "text",
+    "type": "text",
+    "item_id": "text",
+    "text": "text",
+    "weight": "float8",
+    "occurred_at": "timestamptz",
+    "received_at": "timestamptz",
+}
+_PG_INSERT_EVENTS = text(
+    f"INSERT INTO event ({', '.join(_EVENT_COLUMNS)})"
+    f" SELECT * FROM unnest({', '.join(f'CAST(:{c} AS {t}[])' for c, t in _EVENT_COLUMNS.items())})"
+    " ON CONFLICT (event_id) DO NOTHING"
+)
+_PG_INSERT_EVENTS_RETURNING = text(f"{_PG_INSERT_EVENTS.text} RETURNING event_id")
+_PG_CREATE_STAGE = text(
+    "CREATE TEMPORARY TABLE IF NOT EXISTS event_stage"
+    f" ({', '.join(f'{c} {t}' for c, t in _EVENT_COLUMNS.items())}) ON COMMIT DELETE ROWS"
+)
+_PG_INSERT_STAGED = text(
+    f"INSERT INTO event ({', '.join(_EVENT_COLUMNS)})"
+    f" SELECT {', '.join(_EVENT_COLUMNS)} FROM event_stage"
+    " ON CONFLICT (event_id) DO NOTHING"
+)
 
 
 _PendingQuery = Select[int, str, str, float | None, datetime, str]
@@ -90,20 +159,28 @@ def peek_pending(session: Session, limit: int) -> list[PendingEvent]:
     return _run(session, _pending_query(limit))
 
 
-def claim_pending(session: Session, limit: int) -> list[PendingEvent]:
-    """Lock the next processable events; other workers skip them (PostgreSQL SKIP LOCKED)."""
-    return _run(session, _pending_query(limit).with_for_update(of=Event, skip_locked=True))
-
-
-def claim_ids(session: Session, ids: list[int]) -> list[PendingEvent]:
-    """Lock these events if they are still processable (others may have applied them since)."""
-    query = _pending_query(len(ids)).where(Event.id.in_(ids))
-    return _run(session, query.with_for_update(of=Event, skip_locked=True))
+def claim_ids(session: Session, ids: list[int]) -> dict[int, str]:
+    """Lock those of these events that are still processable (others may have applied them
+    since); id -> the text to embed now (an item's text may have changed since a peek)."""
+    query = (
+        select(Event.id, func.coalesce(Event.text, Item.text))
+        .outerjoin(Item, Item.item_id == Event.item_id)
+        .where(PROCESSABLE)
+        .order_by(Event.id)
+        .with_for_update(of=Event, skip_locked=True)
+    )
+    claimed: dict[int, str] = {}
+    for chunk in in_chunks(ids):
+        rows = session.execute(query.where(one_of(session, Event.id, chunk))).tuples()
+        claimed.update((event_id, event_text) for event_id, event_text in rows)
+    return claimed
 
 
 def mark_applied(session: Session, event_ids: list[int], *, now: datetime) -> None:
     for chunk in in_chunks(event_ids):
-        session.execute(update(Event).where(Event.id.in_(chunk)).values(applied_at=now))
+        session.connection().execute(  # Core: no ORM session synchronisation to do
+            update(Event).where(one_of(session, Event.id, chunk)).values(applied_at=now)
+        )
 
 
 def recent_applied(session: Session, limit: int) -> list[tuple[str, str | None, str | None]]:

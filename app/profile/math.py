@@ -78,6 +78,67 @@ def fold(
     return ProfileSum(vector_sum=total, ref_time=new_ref)
 
 
+@dataclass(frozen=True, eq=False)
+class FoldedSums:
+    """Many users' sums after one fold: row i of `sums` is valued at `ref_times[i]`."""
+
+    sums: np.ndarray  # float64 (users, dim)
+    ref_times: np.ndarray  # float64 (users,)
+
+
+def fold_many(
+    current: np.ndarray,
+    current_ref_times: np.ndarray,
+    has_current: np.ndarray,
+    *,
+    users: np.ndarray,
+    times: np.ndarray,
+    weights: np.ndarray,
+    vectors: np.ndarray,
+    half_life_seconds: float,
+) -> FoldedSums:
+    """`fold` for a whole batch at once: event j goes to user `users[j]` (an index into the
+    rows of `current`, every row getting at least one event); `has_current[i]` says whether
+    row i is an existing profile or a new one starting from nothing. One numpy pass over the
+    batch instead of one small fold per user: the same sums up to the last bits of float64
+    (the events' order within a user changes, as it does between batchings)."""
+    _check_half_life(half_life_seconds)
+    s = np.asarray(current, dtype=np.float64)
+    r = np.asarray(current_ref_times, dtype=np.float64).reshape(-1)
+    known = np.asarray(has_current, dtype=bool).reshape(-1)
+    u = np.asarray(users, dtype=np.intp).reshape(-1)
+    t = np.asarray(times, dtype=np.float64).reshape(-1)
+    w = np.asarray(weights, dtype=np.float64).reshape(-1)
+    e = np.asarray(vectors)
+    n_users = s.shape[0] if s.ndim == 2 else -1
+    if (
+        s.ndim != 2
+        or r.shape != (n_users,)
+        or known.shape != (n_users,)
+        or e.ndim != 2
+        or e.shape[1] != s.shape[1]
+        or not (u.shape == t.shape == w.shape == (e.shape[0],))
+    ):
+        raise ValueError("fold_many: inconsistent shapes")
+    if not (np.all(np.isfinite(t)) and np.all(np.isfinite(w)) and np.all(np.isfinite(e))):
+        raise ValueError("times, weights and vectors must be finite")
+    order = np.argsort(u, kind="stable")
+    sorted_users = u[order]
+    starts = np.flatnonzero(np.r_[True, sorted_users[1:] != sorted_users[:-1]])
+    if not np.array_equal(sorted_users[starts], np.arange(n_users)):
+        raise ValueError("fold_many: every user needs at least one event")
+    new_ref = np.maximum.reduceat(t[order], starts)
+    new_ref = np.where(known, np.maximum(new_ref, r), new_ref)
+    with np.errstate(over="ignore", invalid="ignore"):
+        coeffs = w * np.exp2(-(new_ref[u] - t) / half_life_seconds)
+        total = np.add.reduceat((coeffs[:, None] * e)[order], starts, axis=0, dtype=np.float64)
+        decay = np.exp2(-(new_ref - np.where(known, r, new_ref)) / half_life_seconds)
+        total += np.where(known[:, None], s, 0.0) * decay[:, None]
+    if not np.all(np.isfinite(total)):
+        raise ValueError("folding these events overflows the profile sum (weights too large)")
+    return FoldedSums(sums=total, ref_times=new_ref)
+
+
 def profile_vector(p: ProfileSum) -> np.ndarray | None:
     """Unit float32 profile vector S/||S||, or None when the sum is (near) zero."""
     rows, kept = unit_vectors(p.vector_sum[None, :])

@@ -5,14 +5,18 @@ from __future__ import annotations
 import functools
 import json
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, cast
 
+import numpy as np
 from sqlalchemy import (
     Connection,
     Row,
     ScalarSelect,
     Select,
+    Table,
     bindparam,
     delete,
     func,
@@ -21,27 +25,148 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from app.db.base import UTCDateTime
 from app.db.models import UserProfile
-from app.db.session import dialect_insert, fetch_rows, in_chunks, rowcount
+from app.db.session import fetch_rows, in_chunks, one_of, rowcount
 from app.event import repository as event_repository
 
 
+@dataclass(frozen=True)
+class LockedProfiles:
+    """A batch's profiles as the fold reads them under their row locks, in user_id order;
+    an `event_count` of 0 is a profile created for this fold (its sum is empty)."""
+
+    user_ids: list[str]
+    sums: list[bytes]
+    ref_times: list[float]
+    event_counts: list[int]
+
+
+@dataclass(frozen=True)
+class FoldedProfiles:
+    """What a fold writes back, row i for `user_ids[i]`."""
+
+    user_ids: list[str]
+    sums: np.ndarray  # float64 (n, dim)
+    ref_times: np.ndarray  # float64 (n,)
+    added: list[int]  # events folded in
+    newest: list[datetime]  # the newest of those events' times
+
+
 def lock_profiles(
-    session: Session, user_ids: list[str], *, model_id: str, placeholder: dict[str, Any]
-) -> dict[str, UserProfile]:
-    """Create missing profiles, then lock all of them, in user_id order (no deadlocks)."""
+    session: Session, user_ids: list[str], *, model_id: str, now: datetime
+) -> LockedProfiles:
+    """Create missing profiles (empty, and invisible to the trainer: version 0), then lock all
+    of them in user_id order (no deadlocks between workers)."""
     ordered = sorted(set(user_ids))
-    session.execute(
-        dialect_insert(session, UserProfile).on_conflict_do_nothing(index_elements=["user_id"]),
-        [{"user_id": u, "model_id": model_id, **placeholder} for u in ordered],
+    table = cast(Table, UserProfile.__table__)
+    if _is_postgresql(session):
+        session.execute(_PG_CREATE, {"ids": ordered, "model_id": model_id, "now": now})
+    else:
+        session.execute(
+            _SQLITE_CREATE, {"ids": json.dumps(ordered), "model_id": model_id, "now": now}
+        )
+    locked = LockedProfiles([], [], [], [])
+    for chunk in in_chunks(ordered):
+        query = (
+            select(table.c.user_id, table.c.vector_sum, table.c.ref_time, table.c.event_count)
+            .where(one_of(session, table.c.user_id, chunk))
+            .order_by(table.c.user_id)
+            .with_for_update()
+        )
+        for user_id, vector_sum, ref_time, event_count in session.execute(query):
+            locked.user_ids.append(user_id)
+            locked.sums.append(vector_sum)
+            locked.ref_times.append(ref_time)
+            locked.event_counts.append(event_count)
+    return locked
+
+
+def write_folded(session: Session, folded: FoldedProfiles, *, now: datetime) -> None:
+    """Store folded profiles (locked by `lock_profiles` in this transaction) in one statement
+    per batch: PostgreSQL joins against arrays (`UPDATE ... FROM unnest`, the sums as one
+    bytea cut in SQL), SQLite runs one prepared statement over all rows. Counts and times are
+    added in SQL; each profile gets a new version, so the trainer sees it."""
+    if not folded.user_ids:
+        return
+    sums = np.ascontiguousarray(folded.sums, dtype="<f8")
+    if _is_postgresql(session):
+        session.execute(
+            _PG_UPDATE,
+            {
+                "ids": folded.user_ids,
+                "sums": sums.tobytes(),
+                "width": sums.shape[1] * 8,
+                "refs": folded.ref_times.tolist(),
+                "added": folded.added,
+                "newest": folded.newest,
+                "now": now,
+            },
+        )
+        return
+    # SQLite: one prepared statement over plain tuples, straight to the driver; SQLAlchemy's
+    # per-row parameter processing cost more than the update itself.
+    stamp = _sqlite_datetime(session)
+    session.connection().exec_driver_sql(
+        _SQLITE_UPDATE,
+        [
+            (row.tobytes(), r, stamp(t), stamp(t), a, stamp(now), u)
+            for u, row, r, a, t in zip(
+                folded.user_ids,
+                sums,
+                folded.ref_times.tolist(),
+                folded.added,
+                folded.newest,
+                strict=True,
+            )
+        ],
     )
-    profiles = session.scalars(
-        select(UserProfile)
-        .where(UserProfile.user_id.in_(ordered))
-        .order_by(UserProfile.user_id)
-        .with_for_update()
-    ).all()
-    return {p.user_id: p for p in profiles}
+
+
+def _sqlite_datetime(session: Session) -> Callable[[datetime], Any]:
+    """How the column type writes a datetime on this database (SQLite: fixed-width text)."""
+    processor = UTCDateTime().bind_processor(session.get_bind().dialect)
+    assert processor is not None
+    return processor
+
+
+def _is_postgresql(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+# One statement per batch on PostgreSQL, whatever its size: arrays in, rows out.
+_PG_CREATE = text(
+    "INSERT INTO user_profile (user_id, model_id, vector_sum, ref_time, event_count,"
+    " last_event_at, updated_at, version, trained_version)"
+    " SELECT u, :model_id, ''::bytea, 0, 0, :now, :now, 0, 0"
+    " FROM unnest(CAST(:ids AS text[])) AS u"
+    " ON CONFLICT (user_id) DO NOTHING"
+)
+_SQLITE_CREATE = text(
+    "INSERT INTO user_profile (user_id, model_id, vector_sum, ref_time, event_count,"
+    " last_event_at, updated_at, version, trained_version)"
+    " SELECT value, :model_id, x'', 0, 0, :now, :now, 0, 0 FROM json_each(:ids)"
+    " WHERE true ON CONFLICT (user_id) DO NOTHING"  # WHERE: SQLite's upsert-after-SELECT rule
+).bindparams(bindparam("now", type_=UTCDateTime()))
+# max() of two arguments is SQLite's scalar max; the stored text sorts as the times do.
+_SQLITE_UPDATE = (
+    "UPDATE user_profile SET vector_sum = ?, ref_time = ?,"
+    " last_event_at = CASE WHEN event_count = 0 THEN ? ELSE max(last_event_at, ?) END,"
+    " event_count = event_count + ?, updated_at = ?, version = version + 1"
+    " WHERE user_id = ?"
+)
+_PG_UPDATE = text(
+    "UPDATE user_profile AS p SET"
+    " vector_sum = substring(CAST(:sums AS bytea)"
+    " FROM CAST((v.i - 1) * :width + 1 AS integer) FOR CAST(:width AS integer)),"
+    " ref_time = v.ref_time,"
+    " last_event_at = CASE WHEN p.event_count = 0 THEN v.newest"
+    " ELSE greatest(p.last_event_at, v.newest) END,"
+    " event_count = p.event_count + v.added, updated_at = :now, version = p.version + 1"
+    " FROM unnest(CAST(:ids AS text[]), CAST(:refs AS float8[]), CAST(:added AS integer[]),"
+    " CAST(:newest AS timestamptz[])) WITH ORDINALITY AS v(user_id, ref_time, added, newest, i)"
+    " WHERE p.user_id = v.user_id"
+)
 
 
 def untrained_profiles(session: Session, limit: int) -> list[tuple[str, bytes, int]]:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from sqlalchemy.orm import Session
@@ -13,14 +12,15 @@ from sqlalchemy.orm import Session
 from app.config import Settings
 from app.db.base import utcnow
 from app.db.errors import classify, describe
-from app.db.session import Database, is_sqlite
+from app.db.session import Database
 from app.embedding import service as embedding_service
 from app.embedding.embedder import Embedder, EmbedderError
 from app.event import repository as event_repository
 from app.event.repository import PendingEvent
 from app.privacy import pseudonym
 from app.profile import repository as profile_repository
-from app.profile.math import ProfileSum, decode_sum, encode_sum, fold
+from app.profile.math import decode_sum, fold_many
+from app.profile.repository import FoldedProfiles
 from app.quarantine import service as quarantine_service
 
 log = logging.getLogger(__name__)
@@ -58,31 +58,48 @@ def is_poison(exc: BaseException) -> bool:
 def _apply_batch(
     db: Database, embedder: Embedder, settings: Settings, claimed: list[PendingEvent]
 ) -> StepResult:
-    """The normal step; fills `claimed` with what it took, so a failure knows what to bisect."""
-    encoded, seconds = 0, 0.0
-    if is_sqlite(db.engine):
-        # SQLite has one writer lock: encode before taking it, so ingest never waits on the model.
-        with db.read() as session:
-            peeked = event_repository.peek_pending(session, settings.batch_size)
-        if peeked:
-            claimed[:] = peeked  # an encoding failure is bisected over these
-            started = time.perf_counter()
-            with db.write() as session:
-                texts = [e.text for e in peeked]
-                encoded = embedding_service.embed_texts(session, embedder, texts)[1]
-            seconds = time.perf_counter() - started
+    """The normal step; fills `claimed` with what it took, so a failure knows what to bisect.
+
+    Three short transactions and no long one: peek at the next events (a read), embed their
+    texts (encoding with no transaction open, then one short write of the new vectors), then
+    claim, fold and mark applied (one short write). Ingest never waits on the model."""
+    with db.read() as session:
+        peeked = event_repository.peek_pending(session, settings.batch_size)
+    if not peeked:
+        return StepResult()
+    claimed[:] = peeked  # an encoding or folding failure is bisected over these
+    embedded = embedding_service.embed(db, embedder, [e.text for e in peeked])
+    applied = _fold_claimed(db, embedder, settings, peeked, embedded.vectors)
+    return StepResult(
+        applied=applied, encoded=embedded.misses, encode_seconds=embedded.encode_seconds
+    )
+
+
+def _fold_claimed(
+    db: Database,
+    embedder: Embedder,
+    settings: Settings,
+    events: list[PendingEvent],
+    vectors: dict[str, np.ndarray],
+) -> int:
+    """Claim these events if still processable, fold and mark them, in one short transaction;
+    returns how many. Events another worker took meanwhile are skipped; an event whose item
+    text changed since it was peeked (and is not cached yet) stays pending for the next step."""
     with db.write() as session:
-        events = event_repository.claim_pending(session, settings.batch_size)
-        claimed[:] = events
-        if not events:
-            return StepResult(encoded=encoded, encode_seconds=seconds)
-        started = time.perf_counter()
-        vectors, misses = embedding_service.embed_texts(session, embedder, [e.text for e in events])
-        if misses:
-            seconds += time.perf_counter() - started
-        fold_events(session, events, vectors, embedder=embedder, settings=settings)
-        event_repository.mark_applied(session, [e.id for e in events], now=utcnow())
-    return StepResult(applied=len(events), encoded=encoded + misses, encode_seconds=seconds)
+        texts = event_repository.claim_ids(session, [e.id for e in events])
+        unknown = set(texts.values()) - vectors.keys()
+        if unknown:
+            vectors = {**vectors, **embedding_service.cached_vectors(session, embedder, unknown)}
+        claimed = [
+            replace(e, text=texts[e.id]) if e.text != texts[e.id] else e
+            for e in events
+            if e.id in texts and texts[e.id] in vectors
+        ]
+        if not claimed:
+            return 0
+        fold_events(session, claimed, vectors, embedder=embedder, settings=settings)
+        event_repository.mark_applied(session, [e.id for e in claimed], now=utcnow())
+    return len(claimed)
 
 
 def _isolate(
@@ -130,18 +147,10 @@ def _apply_exactly(
     db: Database, embedder: Embedder, settings: Settings, events: list[PendingEvent]
 ) -> int:
     """Fold these events (those still processable) in one transaction; returns how many."""
-    # Embeddings first, committed on their own: a fold that fails next does not undo them,
-    # so deeper bisection levels find them cached instead of encoding the texts again.
-    with db.write() as session:
-        embedding_service.embed_texts(session, embedder, [e.text for e in events])
-    with db.write() as session:
-        claimed = event_repository.claim_ids(session, [e.id for e in events])
-        if not claimed:
-            return 0
-        vectors, _ = embedding_service.embed_texts(session, embedder, [e.text for e in claimed])
-        fold_events(session, claimed, vectors, embedder=embedder, settings=settings)
-        event_repository.mark_applied(session, [e.id for e in claimed], now=utcnow())
-    return len(claimed)
+    # Embeddings first, committed on their own and encoded outside any transaction: a fold
+    # that fails next does not undo them, so deeper bisection levels find them cached.
+    embedded = embedding_service.embed(db, embedder, [e.text for e in events])
+    return _fold_claimed(db, embedder, settings, events, embedded.vectors)
 
 
 def _quarantine(db: Database, event: PendingEvent, reason: str) -> bool:
@@ -162,45 +171,45 @@ def fold_events(
     embedder: Embedder,
     settings: Settings,
 ) -> None:
-    """Add each user's new events to their decayed sum (order-free: see app/profile/math.py)."""
-    by_user: dict[str, list[PendingEvent]] = defaultdict(list)
-    for event in events:
-        by_user[event.user_id].append(event)
+    """Add each user's new events to their decayed sum (order-free: see app/profile/math.py),
+    for all users of the batch in one numpy pass and one write."""
     now = utcnow()
-    placeholder = {
-        "vector_sum": encode_sum(ProfileSum(np.zeros(embedder.dim), 0.0)),
-        "ref_time": 0.0,
-        "event_count": 0,
-        "last_event_at": now,
-        "updated_at": now,
-        "version": 0,
-        "trained_version": 0,
-    }
-    profiles = profile_repository.lock_profiles(
-        session, list(by_user), model_id=embedder.model_id, placeholder=placeholder
+    locked = profile_repository.lock_profiles(
+        session, [e.user_id for e in events], model_id=embedder.model_id, now=now
     )
+    row = {user_id: i for i, user_id in enumerate(locked.user_ids)}
+    current = np.zeros((len(row), embedder.dim))
+    for i, (blob, count) in enumerate(zip(locked.sums, locked.event_counts, strict=True)):
+        if count:
+            current[i] = decode_sum(blob, embedder.dim)
+    users = np.array([row[e.user_id] for e in events], dtype=np.intp)
     weights = settings.event_weights
-    for user_id, user_events in by_user.items():
-        profile = profiles[user_id]
-        current = None
-        if profile.event_count:
-            current = ProfileSum(decode_sum(profile.vector_sum, embedder.dim), profile.ref_time)
-        updated = fold(
-            current,
-            times=np.array([e.occurred_at.timestamp() for e in user_events]),
-            weights=np.array([_weight(e, weights) for e in user_events]),
-            vectors=np.stack([vectors[e.text] for e in user_events]),
-            half_life_seconds=settings.profile_half_life_seconds,
-        )
-        newest = max(e.occurred_at for e in user_events)
-        if profile.event_count:  # an existing profile; a new one starts from the placeholder
-            newest = max(newest, profile.last_event_at)
-        profile.vector_sum = encode_sum(updated)
-        profile.ref_time = updated.ref_time
-        profile.last_event_at = newest
-        profile.event_count += len(user_events)
-        profile.updated_at = now
-        profile.version += 1
+    folded = fold_many(
+        current,
+        np.array(locked.ref_times, dtype=np.float64),
+        np.array(locked.event_counts) > 0,
+        users=users,
+        times=np.array([e.occurred_at.timestamp() for e in events]),
+        weights=np.array([_weight(e, weights) for e in events]),
+        vectors=np.stack([vectors[e.text] for e in events]),
+        half_life_seconds=settings.profile_half_life_seconds,
+    )
+    newest = [now] * len(row)  # every row gets at least one event, so all are replaced
+    seen = [False] * len(row)
+    for i, e in zip(users.tolist(), events, strict=True):
+        if not seen[i] or e.occurred_at > newest[i]:
+            newest[i], seen[i] = e.occurred_at, True
+    profile_repository.write_folded(
+        session,
+        FoldedProfiles(
+            user_ids=locked.user_ids,
+            sums=folded.sums,
+            ref_times=folded.ref_times,
+            added=np.bincount(users, minlength=len(row)).tolist(),
+            newest=newest,
+        ),
+        now=now,
+    )
 
 
 def _weight(event: PendingEvent, weights: dict[str, float]) -> float:

@@ -1,6 +1,6 @@
 """user_assignment, cluster_item; user_cluster keeps only changes (the change feed).
 
-Revision ID: 0005_act
+Revision ID: 0005
 Revises: 0004
 Create Date: 2026-11-29 03:30:00
 """
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0005_act"
+revision: str = "0005"
 down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

@@ -1,4 +1,4 @@
-"""Migration 0005_act on a database that already holds history: kept, and each user's latest
+"""Migration 0005 on a database that already holds history: kept, and each user's latest
 row becomes the current assignment."""
 
 from __future__ import annotations

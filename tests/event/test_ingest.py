@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import event as sa_event
 from sqlalchemy import func, select
 
 from app.db.models import Event
@@ -33,6 +35,16 @@ def test_a_batch_posted_twice_is_stored_once(client, db):
     assert (first.status_code, first.json()) == (202, {"accepted": 1000, "duplicates": 0})
     assert (second.status_code, second.json()) == (202, {"accepted": 0, "duplicates": 1000})
     assert stored(db) == 1000
+
+
+def test_a_batch_overlapping_stored_events_counts_only_the_new(client, db):
+    """New rows are counted by the insert's row count (no RETURNING): a partial overlap."""
+    client.post("/v1/events", json={"events": [event(i) for i in range(10)]})
+    batch = {"events": [event(i) for i in range(5, 15)] + [event(14)]}
+    assert client.post("/v1/events", json=batch).json() == {"accepted": 5, "duplicates": 6}
+    assert stored(db) == 15
+    with db.read() as session:
+        assert session.scalar(select(Event.text).where(Event.event_id == "e12")) == "text 12"
 
 
 def test_repeats_within_one_batch_are_duplicates(client, db):
@@ -170,3 +182,28 @@ def test_a_streamed_body_over_the_limit_is_413(make_client, db):
     )
     assert response.status_code == 413
     assert stored(db) == 0
+
+
+def test_concurrent_single_events_share_writes_and_each_gets_its_own_answer(client, db):
+    """Group commit: small requests that arrive together are stored by one statement, yet
+    every request is answered for its own events, after they are durable; the first request
+    of a group to send an event_id stores it and the others count it as a duplicate."""
+    inserts = []
+
+    @sa_event.listens_for(client.app.state.db.engine, "before_cursor_execute")
+    def _count(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+        if statement.lstrip().upper().startswith("INSERT INTO EVENT"):
+            inserts.append(statement)
+
+    def send(i: int):  # type: ignore[no-untyped-def]
+        shared = {"event_id": f"shared{i % 8}"}  # 8 ids, each sent by 8 requests
+        body = {"events": [event(i, **shared), event(1000 + i)]}
+        return client.post("/v1/events", json=body)
+
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(send, range(64)))
+    assert {a.status_code for a in answers} == {202}
+    results = [a.json() for a in answers]
+    assert all(r["accepted"] + r["duplicates"] == 2 for r in results)
+    assert sum(r["accepted"] for r in results) == 64 + 8 == stored(db)
+    assert len(inserts) < 64  # requests were grouped (each alone would be 64 statements)

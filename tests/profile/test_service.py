@@ -142,3 +142,42 @@ def test_profiles_are_order_free(db, embedder, make_settings, events, order, bat
     assert np.allclose(
         decode_sum(stored.vector_sum, embedder.dim), expected.vector_sum, rtol=1e-9, atol=1e-12
     )
+
+
+def test_counts_and_last_event_time_add_up_whatever_the_arrival_order(db, embedder, make_settings):
+    """The set-based write adds counts and keeps the newest event time in SQL: a later batch
+    holding an older event leaves last_event_at alone; a new profile takes its own newest."""
+    day = timedelta(days=1)
+    post(
+        db,
+        [
+            {
+                "event_id": "1",
+                "user_id": "a",
+                "type": "view",
+                "text": "t",
+                "timestamp": NOW.isoformat(),
+            }
+        ],
+    )
+    drain(db, embedder, make_settings())
+    older = (NOW - 3 * day).isoformat()
+    post(
+        db,
+        [
+            {"event_id": "2", "user_id": "a", "type": "view", "text": "t", "timestamp": older},
+            {"event_id": "3", "user_id": "b", "type": "view", "text": "t", "timestamp": older},
+            {
+                "event_id": "4",
+                "user_id": "b",
+                "type": "like",
+                "text": "u",
+                "timestamp": (NOW - 5 * day).isoformat(),
+            },
+        ],
+    )
+    drain(db, embedder, make_settings())
+    found = profiles(db)
+    assert (found["a"].event_count, found["a"].last_event_at) == (2, NOW)
+    assert (found["b"].event_count, found["b"].last_event_at) == (2, NOW - 3 * day)
+    assert found["a"].version == 2 and found["b"].version == 1
