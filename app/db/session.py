@@ -205,9 +205,7 @@ def rowcount(result: Result[Any]) -> int:
     return cast(CursorResult[Any], result).rowcount
 
 
-def fetch_rows(
-    session: Session, statement: Select[*tuple[Any, ...]] | TextClause
-) -> list[Any]:
+def fetch_rows(session: Session, statement: Select[*tuple[Any, ...]] | TextClause) -> list[Any]:
     """All rows of a read that moves many blobs. PostgreSQL answers in its binary format: the
     text one sends each 3 KB profile sum as 6 KB of hex, and decoding it cost ~2/3 of the read."""
     if session.get_bind().dialect.name != "postgresql":
