@@ -197,9 +197,9 @@ _MARK_TRAINED_POSTGRESQL = text(
     " RETURNING p.user_id"
 )
 _MARK_TRAINED_SQLITE = text(
-    "UPDATE user_profile SET trained_version = v.value ->> '$[1]'"
+    "UPDATE user_profile SET trained_version = json_extract(v.value, '$[1]')"
     " FROM json_each(:pairs) AS v"
-    " WHERE user_profile.user_id = v.value ->> '$[0]'"
+    " WHERE user_profile.user_id = json_extract(v.value, '$[0]')"
     " RETURNING user_profile.user_id"
 )
 
