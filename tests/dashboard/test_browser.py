@@ -294,7 +294,7 @@ def test_the_dashboard_shows_the_live_model(live: Service, browser: Any, tmp_pat
     assert int(shown.get_attribute("data-cluster")) == answer["cluster_id"]
     history = live.http.get(f"/v1/users/{user}/cluster/history").json()["assignments"]
     rows = browser.find_elements(By.CSS_SELECTOR, "#user-history tbody tr")
-    assert len(rows) == len(history) > 1
+    assert len(rows) == len(history) >= 1  # one row per change of cluster
 
     screenshot(browser, "dashboard-laptop.png", tmp_path, width=1366, mobile=False)
     screenshot(browser, "dashboard-phone.png", tmp_path, width=390, mobile=True)

@@ -378,7 +378,7 @@
         el("th", {}, "distance"), el("th", {}, "assigned"))),
       el("tbody", {}, ...rows));
     out.replaceChildren(head, facts,
-      el("p", { class: "muted" }, `History: ${history.assignments.length} assignments, newest first`),
+      el("p", { class: "muted" }, `History: ${history.assignments.length} changes of cluster, newest first`),
       el("div", { class: "scroll" }, table));
   }
 
