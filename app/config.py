@@ -118,7 +118,7 @@ class Settings(BaseSettings):
     poll_interval_seconds: float = Field(0.2, gt=0)
     # /readyz fails once every worker step has failed for this long (an inline worker only).
     worker_stall_seconds: float = Field(60.0, ge=0)
-    # Acting on the clusters (docs/act.md): the change feed keeps this long; cluster rankings
+    # Acting on the clusters (docs/recommendations.md): the change feed keeps this long; cluster rankings
     # (and the sweep that brings every assignment to the current model) are refreshed after an
     # evaluation, at most once per interval, counting the newest `recommend_max_events` events.
     changes_retention_days: float = Field(30.0, gt=0)

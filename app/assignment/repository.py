@@ -14,14 +14,17 @@ from app.db.models import ClusterAssignment, UserAssignment
 from app.db.session import dialect_insert, in_chunks, rowcount
 
 
-def current_clusters(session: Session, user_ids: list[str]) -> dict[str, int]:
-    """user_id -> current cluster id, for those of `user_ids` that have one."""
-    found: dict[str, int] = {}
+def current_assignments(session: Session, user_ids: list[str]) -> dict[str, tuple[int, int]]:
+    """user_id -> (current cluster id, its model version), for those of `user_ids` that have
+    one."""
+    found: dict[str, tuple[int, int]] = {}
     for chunk in in_chunks(user_ids):
-        query = select(UserAssignment.user_id, UserAssignment.cluster_id).where(
-            UserAssignment.user_id.in_(chunk)
+        query = select(
+            UserAssignment.user_id, UserAssignment.cluster_id, UserAssignment.model_version
+        ).where(UserAssignment.user_id.in_(chunk))
+        found.update(
+            (user, (cluster, version)) for user, cluster, version in session.execute(query).tuples()
         )
-        found.update((user, cluster) for user, cluster in session.execute(query).tuples())
     return found
 
 

@@ -33,24 +33,35 @@ def record(session: Session, rows: list[dict[str, Any]], *, retention_days: floa
     """Make `rows` (user_id, model_version, cluster_id, distance, assigned_at) the users'
     current assignments, and record a change for each whose cluster differs from the user's
     current one (a first assignment included); drop changes older than the retention.
-    Returns the changes recorded.
-
-    Change ids commit in id order (repository.lock_changes), which a cursor over ids needs;
-    the trainer, the one leader, is besides the only caller."""
-    changed = _changes(session, rows)
+    Returns the changes recorded. Called by the trainer (one leader) in its step's commit."""
+    fresh, changed = _fresh_changes(session, rows)
     repository.add_changes(session, changed)
-    repository.upsert(session, rows)
+    repository.upsert(session, fresh)
     repository.prune_changes(session, before=utcnow() - timedelta(days=retention_days))
     return len(changed)
 
 
-def _changes(session: Session, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    current = repository.current_clusters(session, [r["user_id"] for r in rows])
-    return [
-        {**r, "previous_cluster_id": current.get(r["user_id"])}
+def _fresh_changes(
+    session: Session, rows: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(fresh, changed): the rows not older than the user's current assignment, and those of
+    them that move the user. Read under the change feed's lock (repository.lock_changes): the
+    trainer and the sweep (on the evaluation's thread) write assignments concurrently, and
+    this way neither records a move the other already recorded, nor an older model version's
+    answer over a newer one. Change ids then also commit in id order, as a cursor needs."""
+    repository.lock_changes(session)
+    current = repository.current_assignments(session, [r["user_id"] for r in rows])
+    fresh = [
+        r
         for r in rows
-        if current.get(r["user_id"]) != r["cluster_id"]
+        if r["user_id"] not in current or current[r["user_id"]][1] <= r["model_version"]
     ]
+    changed = []
+    for r in fresh:
+        previous = current.get(r["user_id"], (None, 0))[0]
+        if previous != r["cluster_id"]:
+            changed.append({**r, "previous_cluster_id": previous})
+    return fresh, changed
 
 
 def sweep(db: Database, model: OnlineKMeans, *, ids: list[int], version: int) -> int:
@@ -81,7 +92,7 @@ def sweep(db: Database, model: OnlineKMeans, *, ids: list[int], version: int) ->
             for j, (i, c) in enumerate(zip(kept, labels, strict=True))
         ]
         with db.write() as session:
-            moved = _changes(session, rows)
+            moved = _fresh_changes(session, rows)[1]
             # Only the users written to are locked (share-locking a tuple writes to its page):
             # in a steady state few users move.
             alive = profile_repository.lock_existing(session, [r["user_id"] for r in moved])

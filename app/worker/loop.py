@@ -165,8 +165,6 @@ class Worker:
                 self._last_assignment = evaluation.result()
             except Exception:
                 log.exception("evaluation failed; the next one is due in an interval")
-            else:
-                self._refresh_rankings()
         if trainer.version <= self._evaluated_version:
             return
         first = self._evaluated_version == 0
@@ -184,7 +182,8 @@ class Worker:
         )
 
     def _evaluate(self, model: OnlineKMeans, version: int, ids: list[int]) -> dict[str, int]:
-        """A quality snapshot of `version`, then its map; returns the assignment it saw."""
+        """A quality snapshot of `version`, then its map and (when due) the assignments and
+        rankings brought to it; returns the assignment it saw."""
         assert self.embedder is not None
         snapshot, assignment = evaluate(
             self.db,
@@ -196,24 +195,23 @@ class Worker:
             ids=ids,
         )
         cluster_map.record_map(self.db, model, snapshot)  # after: never twice
+        self._refresh_rankings(model, version, ids)
         return assignment
 
-    def _refresh_rankings(self) -> None:
-        """After an evaluation, at most once per interval: every assignment brought to the
-        current model, then each cluster's ranking of items recomputed for this version."""
-        trainer = self.trainer
-        assert trainer is not None
+    def _refresh_rankings(self, model: OnlineKMeans, version: int, ids: list[int]) -> None:
+        """At most once per interval (on the evaluation's thread, like every pass over all
+        profiles): every assignment brought to `model`, then each cluster's ranking of items
+        recomputed for `version`. The trainer records newer assignments meanwhile; the sweep
+        never overwrites them (assignment_service.record)."""
+        assert self.embedder is not None
         due = time.monotonic() - self._ranked_at >= self.settings.recommend_interval_seconds
-        if trainer.version <= self._ranked_version or not due:
+        if version <= self._ranked_version or not due:
             return
-        assignment_service.sweep(self.db, trainer.model, ids=trainer.ids, version=trainer.version)
+        assignment_service.sweep(self.db, model, ids=ids, version=version)
         rankings.refresh(
-            self.db,
-            version=trainer.version,
-            settings=self.settings,
-            embedding_model=trainer.embedding_model,
+            self.db, version=version, settings=self.settings, embedding_model=self.embedder.model_id
         )
-        self._ranked_version, self._ranked_at = trainer.version, time.monotonic()
+        self._ranked_version, self._ranked_at = version, time.monotonic()
 
     def start_thread(self) -> threading.Thread:
         thread = threading.Thread(target=self.run, name="worker", daemon=True)

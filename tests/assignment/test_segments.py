@@ -224,6 +224,24 @@ def test_the_sweep_brings_every_assignment_to_a_new_generation(client, db, embed
     assert changed and all(c["previous_cluster_id"] is not None for c in changed)
 
 
+def test_a_sweep_of_an_older_version_never_overwrites_a_newer_assignment(
+    client, db, embedder, settings
+):
+    """The sweep runs on the evaluation's thread while the trainer goes on recording newer
+    versions: a late sweep page must leave those alone and record no move for them."""
+    client.post("/v1/events", json={"events": topic_events(users_per_topic=12, events_per_user=2)})
+    trainer = train(db, embedder, settings)
+    old_model, old_ids, old_version = trainer.model, list(trainer.ids), trainer.version
+    trainer.recluster(db, clusters=2)
+    assignment_service.sweep(db, trainer.model, ids=trainer.ids, version=trainer.version)
+    before = client.get("/v1/assignments").text
+    feed_before = changes_in_db(db)
+    # The old generation's answers differ for some users, but are older than what is recorded.
+    assert assignment_service.sweep(db, old_model, ids=old_ids, version=old_version) == 0
+    assert client.get("/v1/assignments").text == before
+    assert changes_in_db(db) == feed_before
+
+
 def test_erasure_removes_the_user_from_segments_feed_export_and_recommendations(
     client, db, embedder, settings
 ):
