@@ -177,7 +177,7 @@ def fold_events(
         "trained_version": 0,
     }
     profiles = profile_repository.lock_profiles(
-        session, list(by_user), model_id=embedder.model_id, placeholder=placeholder
+        session, list(by_user), model_id=embedder.space_id, placeholder=placeholder
     )
     weights = settings.event_weights
     for user_id, user_events in by_user.items():

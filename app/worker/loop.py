@@ -8,7 +8,7 @@ import time
 
 from app.config import Settings
 from app.db.session import Database, UnsupportedDatabaseError
-from app.embedding.embedder import Embedder, EmbedderError, load_embedder
+from app.embedding.embedder import Embedder, EmbedderError, configured_embedder
 from app.model import cluster_map
 from app.model.evaluation import evaluate
 from app.model.trainer import Trainer
@@ -21,8 +21,9 @@ log = logging.getLogger(__name__)
 
 
 class Worker:
-    def __init__(self, settings: Settings, db: Database) -> None:
+    def __init__(self, settings: Settings, db: Database, *, inline: bool = False) -> None:
         self.settings = settings
+        self.inline = inline  # in the API process: encode on fewer cores
         self.db = db
         self.embedder: Embedder | None = None
         self.trainer: Trainer | None = None
@@ -56,15 +57,16 @@ class Worker:
         log.info("worker loading the embedding model %s ...", self.settings.embedding_model)
         started = time.monotonic()
         try:
-            self.embedder = load_embedder(self.settings.embedding_model)
+            self.embedder = configured_embedder(self.settings, inline=self.inline)
         except EmbedderError as exc:
             self.load_error = str(exc)
             log.error("worker cannot start: %s", exc)
             return
         log.info(
-            "worker ready: %s (%d-d), loaded in %.1f s",
+            "worker ready: %s (%d-d, %s threads), loaded in %.1f s",
             self.embedder.model_id,
             self.embedder.dim,
+            getattr(self.embedder, "threads", "?"),
             time.monotonic() - started,
         )
         metrics.WORKER_READY.set(1)  # the container health check waits for this
@@ -127,7 +129,7 @@ class Worker:
         if self.trainer is None and self.leader.try_acquire():
             assert self.embedder is not None
             trainer = Trainer(
-                self.settings, embedding_model=self.embedder.model_id, dim=self.embedder.dim
+                self.settings, embedding_model=self.embedder.space_id, dim=self.embedder.dim
             )
             trainer.restore(self.db)
             self.trainer = trainer
@@ -150,7 +152,7 @@ class Worker:
             trainer.model,
             version=trainer.version,
             settings=self.settings,
-            embedding_model=self.embedder.model_id,
+            embedding_model=self.embedder.model_id,  # reads the embedding cache
             previous=self._last_assignment,
             ids=trainer.ids,
         )
