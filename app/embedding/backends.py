@@ -29,8 +29,8 @@ import numpy as np
 BACKENDS = ("torch", "onnx", "onnx-int8", "openvino", "openvino-int8")
 _RECIPE = 2  # bump when the export below changes: old folders are then never reused
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
-# fp32 runtimes agree with PyTorch to ~1e-6; int8 weights or activations move a vector by about
-# 1e-2. Below these a backend is not the same model any more.
+# fp32 runtimes agree with PyTorch to ~1e-6 (bf16 compute to ~1e-5); int8 weights or
+# activations move a vector by about 1e-3 to 1e-2. Below these it is not the same model.
 _MIN_COSINE = {"fp32": 0.9999, "int8": 0.99}
 # A text's vector must not depend on what it is batched with (profiles are order-free sums):
 # fp32 drifts ~1e-6 with padding; per-batch activation scales move it ~1e-2.
@@ -57,11 +57,6 @@ class Backend:
     runtime: str  # "torch", "onnx" (ONNX Runtime) or "openvino"
     precision: str  # "fp32" or "int8"
 
-    @property
-    def suffix(self) -> str:
-        """What the cache key adds to the model id: "" for PyTorch, the historical default."""
-        return "" if self.runtime == "torch" else f"@{self.runtime}-{self.precision}"
-
 
 def backend(name: str) -> Backend:
     if name not in BACKENDS:
@@ -70,21 +65,40 @@ def backend(name: str) -> Backend:
     return Backend(name, runtime, precision or "fp32")
 
 
-def attach(model: Any, spec: Backend, *, source: Path, cache_dir: Path, threads: int) -> float:
-    """Swap `model`'s PyTorch transformer for `spec`'s runtime; returns the verified minimum
-    cosine against PyTorch. Raises BackendError, leaving `model` on PyTorch, when it disagrees."""
+def attach(model: Any, spec: Backend, *, source: Path, cache_dir: Path, threads: int
+           ) -> tuple[str, float]:  # fmt: skip
+    """Swap `model`'s PyTorch transformer for `spec`'s runtime. Returns what the cache key adds
+    to the model id (naming the precision the runtime really computes in) and the verified
+    minimum cosine against PyTorch. Raises BackendError, leaving `model` on PyTorch, when the
+    runtime disagrees with PyTorch or makes a text's vector depend on its batch."""
     if spec.runtime == "torch":
-        return 1.0
+        return "", 1.0  # the historical key: existing caches stay valid
     torch_module = model[0].model
     reference = _encode(model, list(VERIFY_TEXTS))
     folder = _exported(torch_module, model, spec, source=source, cache_dir=cache_dir)
-    runner = _open(folder, spec, threads=threads)
+    runner, precision = _open(folder, spec, threads=threads)
     model[0].model = _Compiled(runner, torch_module.config)
     try:
-        return _verify(model, spec, reference)
+        cosine = _verify(model, spec, reference)
     except BackendError:
         model[0].model = torch_module
         raise
+    del torch_module
+    _release_memory()
+    return f"@{spec.runtime}-{precision}", cosine
+
+
+def _release_memory() -> None:
+    """Hand the PyTorch weights' freed heap back to the system: the worker should not hold the
+    model twice (glibc keeps freed memory in its arenas otherwise)."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to trim
+        pass
 
 
 def _encode(model: Any, texts: list[str]) -> np.ndarray:
@@ -191,8 +205,10 @@ _EXPORTERS: dict[tuple[str, str], Callable[[Any, dict[str, Any], Path], None]] =
 }
 
 
-def _open(folder: Path, spec: Backend, *, threads: int) -> Callable[[dict[str, Any]], Any]:
-    """A function from named int64 arrays to the last hidden states, on `threads` threads."""
+def _open(folder: Path, spec: Backend, *, threads: int
+          ) -> tuple[Callable[[dict[str, Any]], Any], str]:  # fmt: skip
+    """A function from named int64 arrays to the last hidden states, on `threads` threads, and
+    the precision it computes in."""
     try:
         if spec.runtime == "onnx":
             import onnxruntime as ort
@@ -203,20 +219,25 @@ def _open(folder: Path, spec: Backend, *, threads: int) -> Callable[[dict[str, A
             session = ort.InferenceSession(
                 str(folder / "model.onnx"), options, providers=["CPUExecutionProvider"]
             )
-            return lambda feeds: session.run(None, feeds)[0]
+            return (lambda feeds: session.run(None, feeds)[0]), spec.precision
         import openvino as ov
 
-        compiled = ov.Core().compile_model(
-            str(folder / "model.xml"),
-            "CPU",
-            # f32 throughout: on CPUs with bf16 units OpenVINO would silently compute in bf16,
-            # and quantise activations per batch for int8 weights (a text's vector would then
-            # depend on its batch).
-            {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY",
-             "INFERENCE_PRECISION_HINT": "f32", "DYNAMIC_QUANTIZATION_GROUP_SIZE": 0},
-        )
+        # No per-batch quantisation of activations (it makes a text's vector depend on its
+        # batch). fp32 weights compute in the CPU's own choice, bf16 where it has bf16 units
+        # (verified below like any export, and named in the cache key); int8 weights in f32,
+        # as bf16 activations with them also depend on the batch.
+        config: dict[str, Any] = {"INFERENCE_NUM_THREADS": threads,
+                                  "PERFORMANCE_HINT": "LATENCY",
+                                  "DYNAMIC_QUANTIZATION_GROUP_SIZE": 0}  # fmt: skip
+        if spec.precision == "int8":
+            config["INFERENCE_PRECISION_HINT"] = "f32"
+        compiled = ov.Core().compile_model(str(folder / "model.xml"), "CPU", config)
         request = compiled.create_infer_request()  # callers are serialised by the embedder
-        return lambda feeds: request.infer(feeds)[0]
+        precision = spec.precision
+        if spec.precision == "fp32":
+            hint = compiled.get_property("INFERENCE_PRECISION_HINT")
+            precision = {ov.Type.bf16: "bf16", ov.Type.f16: "fp16"}.get(hint, "fp32")
+        return (lambda feeds: request.infer(feeds)[0]), precision
     except ImportError as exc:
         raise BackendError(
             f"the {spec.name} backend needs a package that is not installed ({exc.name}): "

@@ -68,8 +68,6 @@ class SentenceTransformerEmbedder:
         except backends.BackendError as exc:
             raise EmbedderError(str(exc)) from exc
         model_id, source, offline = _resolve(name_or_path)
-        # The cache key: vectors of two backends never share a cache row.
-        self.model_id = model_id + spec.suffix
         self.space_id = model_id
         self.backend = spec.name
         self.threads = threads or os.cpu_count() or 1
@@ -83,12 +81,14 @@ class SentenceTransformerEmbedder:
             # Process-wide, and it also bounds the pooling the other runtimes leave to torch.
             torch.set_num_threads(self.threads)
         try:
-            self.verified_cosine = backends.attach(
+            suffix, self.verified_cosine = backends.attach(
                 self._model, spec, source=Path(source), cache_dir=Path(cache_dir),
                 threads=self.threads,
             )  # fmt: skip
         except backends.BackendError as exc:
-            raise EmbedderError(f"embedding model {self.model_id!r}: {exc}") from exc
+            raise EmbedderError(f"embedding model {model_id!r}, {spec.name}: {exc}") from exc
+        # The cache key: vectors of two backends (or precisions) never share a cache row.
+        self.model_id = model_id + suffix
         try:
             warm = self._model.encode([_WARM_UP_TEXT], normalize_embeddings=True)
         except Exception as exc:  # any backend failure means the model is unusable
