@@ -13,6 +13,7 @@ and optimum-onnx and optimum-intel pin optimum incompatibly with each other.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.metadata
 import json
@@ -95,10 +96,8 @@ def _release_memory() -> None:
     import gc
 
     gc.collect()
-    try:
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: nothing to trim
-        pass
 
 
 def _encode(model: Any, texts: list[str]) -> np.ndarray:
