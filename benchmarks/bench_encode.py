@@ -34,7 +34,7 @@ def texts(data_dir: Path, *, titles: int, long: int) -> tuple[list[str], list[st
     data = movielens.load(data_dir)
     short = list(dict.fromkeys(data.titles.values()))[:titles]
     words = " ".join(data.item_texts(with_tags=True).values()).split()
-    step = LONG_WORDS - 7  # overlapping windows: distinct texts from a finite corpus
+    step = LONG_WORDS // 2  # half-overlapping windows: more distinct texts from the corpus
     longs = [" ".join(words[i : i + LONG_WORDS]) for i in range(0, len(words), step)]
     longs = [t for t in dict.fromkeys(longs) if len(t.split()) == LONG_WORDS]
     if len(longs) < long:

@@ -113,6 +113,9 @@ def make_settings(database_url: str) -> Callable[..., Settings]:
             "consolidate_interval_seconds": 0,  # tests step the trainer faster than a minute
             # Refits run in the background and add versions: the tests about them turn them on.
             "refit": False,
+            # The session `embedder` (PyTorch) is what tests compare the service's vectors
+            # with; the other backends have their own tests (tests/embedding/test_backends.py).
+            "embedding_backend": "torch",
         }
         values.update(overrides)
         return load_settings(**values)

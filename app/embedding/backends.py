@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,10 +148,7 @@ def _exported(torch_module: Any, model: Any, spec: Backend, *, source: Path,
     cache_dir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{spec.name}-", dir=cache_dir))
     try:
-        example = model.preprocess(["an example text", "and another, a little longer one"])
-        example = {k: example[k] for k in _INPUTS}
-        exporter = _EXPORTERS[(spec.runtime, spec.precision)]
-        exporter(_HiddenStates(torch_module).eval(), example, work)
+        export(torch_module, model, spec, work)
         (work / "export.json").write_text(json.dumps({"backend": spec.name, "recipe": _RECIPE}))
         try:
             os.rename(work, folder)  # atomic; a concurrent process may have won the race
@@ -162,6 +160,18 @@ def _exported(torch_module: Any, model: Any, spec: Backend, *, source: Path,
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return folder
+
+
+def export(torch_module: Any, model: Any, spec: Backend, folder: Path) -> None:
+    """Write `spec`'s export of the transformer `torch_module` (of `model`) into `folder`."""
+    example = model.preprocess(["an example text", "and another, a little longer one"])
+    example = {k: example[k] for k in _INPUTS}
+    exporter = _EXPORTERS[(spec.runtime, spec.precision)]
+    # Tracing warns about every data-dependent branch and deprecation it passes: noise here,
+    # since the result is verified against PyTorch before it is used.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        exporter(_HiddenStates(torch_module).eval(), example, folder)
 
 
 def _export_onnx(module: Any, example: dict[str, Any], work: Path, *, int8: bool = False) -> None:
