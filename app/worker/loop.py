@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import threading
 import time
 
@@ -18,6 +20,7 @@ from app.worker.leader import LeaderLock
 from app.worker.retry import Retry
 
 log = logging.getLogger(__name__)
+INLINE_NICENESS = 10  # an inline worker yields the CPU to the API it shares a process with
 
 
 class Worker:
@@ -53,6 +56,11 @@ class Worker:
 
     def run(self) -> None:
         """Loop until stopped; errors are logged and retried, never fatal."""
+        if self.inline:
+            # Below the API's threads: Linux schedules threads, not processes, and the
+            # encoder's own threads, started from this one, inherit its niceness.
+            with contextlib.suppress(OSError, AttributeError):
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), INLINE_NICENESS)
         # Loading takes from seconds to half a minute on a busy machine: say so, then how long.
         log.info("worker loading the embedding model %s ...", self.settings.embedding_model)
         started = time.monotonic()
