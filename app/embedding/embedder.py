@@ -89,6 +89,7 @@ class SentenceTransformerEmbedder:
             raise EmbedderError(f"embedding model {model_id!r}, {spec.name}: {exc}") from exc
         # The cache key: vectors of two backends (or precisions) never share a cache row.
         self.model_id = model_id + suffix
+        self._release = getattr(self._model[0].model, "release_memory", None)
         try:
             warm = self._model.encode([_WARM_UP_TEXT], normalize_embeddings=True)
         except Exception as exc:  # any backend failure means the model is unusable
@@ -117,6 +118,8 @@ class SentenceTransformerEmbedder:
                 convert_to_numpy=True,
                 show_progress_bar=False,
             )
+            if self._release is not None:  # once per call, not per batch: the worker idles next
+                self._release()
         return np.ascontiguousarray(out, dtype=np.float32)
 
     def __repr__(self) -> str:

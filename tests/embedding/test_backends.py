@@ -92,7 +92,7 @@ def test_a_runtime_whose_vectors_depend_on_the_batch_is_refused(embedder) -> Non
         return np.round(states / step) * step
 
     reference = backends._encode(model, list(backends.VERIFY_TEXTS))
-    model[0].model = backends._Compiled(by_batch, torch_module.config)
+    model[0].model = backends._Compiled(backends._Runner(by_batch), torch_module.config)
     try:
         with pytest.raises(backends.BackendError, match="different vector in another batch"):
             backends._verify(model, backends.backend("openvino-int8"), reference)
