@@ -84,16 +84,30 @@ def attach(model: Any, spec: Backend, *, source: Path, cache_dir: Path, threads:
     torch_module = model[0].model
     reference = _encode(model, list(VERIFY_TEXTS))
     folder = _exported(torch_module, model, spec, source=source, cache_dir=cache_dir)
-    runner, precision = _open(folder, spec, threads=threads)
-    model[0].model = _Compiled(runner, torch_module.config)
     try:
-        cosine = _verify(model, spec, reference)
+        precision, cosine = _verified_runtime(model, spec, folder, reference, threads=threads)
     except BackendError:
         model[0].model = torch_module
         raise
     del torch_module
     _release_memory()
     return f"@{spec.runtime}-{precision}", cosine
+
+
+def _verified_runtime(model: Any, spec: Backend, folder: Path, reference: np.ndarray, *,
+                      threads: int) -> tuple[str, float]:  # fmt: skip
+    """Put the export's runtime in `model` and verify it: in the CPU's own precision first and,
+    where that is not fp32 and fails, in fp32. Returns the precision and the cosine."""
+    config = model[0].model.config
+    for exact in (False, True):
+        runner, precision = _open(folder, spec, threads=threads, exact=exact)
+        model[0].model = _Compiled(runner, config)
+        try:
+            return precision, _verify(model, spec, reference)
+        except BackendError:
+            if exact or precision in ("fp32", "int8"):  # nothing more exact to fall back to
+                raise
+    raise AssertionError("unreachable")
 
 
 def _release_memory() -> None:
@@ -228,8 +242,10 @@ class _Runner:
     release: Callable[[], None] = lambda: None
 
 
-def _open(folder: Path, spec: Backend, *, threads: int) -> tuple[_Runner, str]:
-    """The export's runner on `threads` threads, and the precision it computes in."""
+def _open(folder: Path, spec: Backend, *, threads: int, exact: bool = False
+          ) -> tuple[_Runner, str]:  # fmt: skip
+    """The export's runner on `threads` threads, and the precision it computes in (`exact`:
+    fp32 even where the CPU would choose bf16)."""
     try:
         if spec.runtime == "onnx":
             import onnxruntime as ort
@@ -250,7 +266,7 @@ def _open(folder: Path, spec: Backend, *, threads: int) -> tuple[_Runner, str]:
         config: dict[str, Any] = {"INFERENCE_NUM_THREADS": threads,
                                   "PERFORMANCE_HINT": "LATENCY",
                                   "DYNAMIC_QUANTIZATION_GROUP_SIZE": 0}  # fmt: skip
-        if spec.precision == "int8":
+        if spec.precision == "int8" or exact:
             config["INFERENCE_PRECISION_HINT"] = "f32"
         compiled = ov.Core().compile_model(str(folder / "model.xml"), "CPU", config)
         request = compiled.create_infer_request()  # callers are serialised by the embedder

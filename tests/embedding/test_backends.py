@@ -177,3 +177,16 @@ def test_every_backend_exports_and_loads_with_the_network_unavailable(
     assert result["onnx-int8"][0] == "refused"
     assert "disagrees with the PyTorch model" in result["onnx-int8"][1]
     assert not (tmp_path / "hf-home").exists() or not any((tmp_path / "hf-home").rglob("*.bin"))
+
+
+def test_a_precision_that_fails_verification_falls_back_to_fp32(cache_dir: Path, monkeypatch
+                                                                 ) -> None:  # fmt: skip
+    """Without the padding to whole blocks OpenVINO's bf16 makes vectors depend on the batch
+    (on CPUs with bf16 units): the same export is then verified again, and kept, in fp32."""
+    monkeypatch.setattr(backends, "_PAD_MULTIPLE", 1)
+    unpadded = SentenceTransformerEmbedder(backend="openvino", cache_dir=cache_dir)
+    assert unpadded.model_id == f"{DEFAULT_MODEL_ID}@openvino-fp32"
+    assert unpadded.verified_cosine >= 0.9999
+    alone = np.vstack([unpadded.encode([t]) for t in backends.VERIFY_TEXTS])
+    together = unpadded.encode(list(backends.VERIFY_TEXTS))
+    np.testing.assert_allclose(together, alone, atol=1e-5, rtol=0)
