@@ -6,6 +6,7 @@ import logging
 import re
 from enum import StrEnum
 from functools import lru_cache
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, ValidationError, field_validator
@@ -84,6 +85,15 @@ class Settings(BaseSettings):
 
     database_url: str = "sqlite:///./var/interest-clusters.db"
     embedding_model: str = "all-MiniLM-L6-v2"
+    # The runtime that encodes (README: Embedding backends). The default is the fastest one
+    # within the quality bars on the bundled model (benchmarks/RESULTS.md, bench_encode).
+    embedding_backend: Literal["torch", "onnx", "onnx-int8", "openvino", "openvino-int8"] = (
+        "openvino"
+    )
+    # Encoding threads; 0: every core in a standalone worker, half of them in an inline one
+    # (the API answers from the same cores).
+    embedding_threads: int = Field(0, ge=0, le=1024)
+    embedding_cache_dir: Path = Path("var/embedding-models")  # the onnx/openvino exports
     # A fixed k, or "auto": each generation takes the k its k report chooses (app/clustering/
     # k_selection.py), starting from AUTO_FIRST_CLUSTERS. The default: on MovieLens auto ended
     # at k=24 with 1.59x lift over popularity against 1.48x at k=8 (benchmarks/EVALUATION.md).
@@ -118,9 +128,10 @@ class Settings(BaseSettings):
     poll_interval_seconds: float = Field(0.2, gt=0)
     # /readyz fails once every worker step has failed for this long (an inline worker only).
     worker_stall_seconds: float = Field(60.0, ge=0)
-    # Acting on the clusters (docs/recommendations.md): the change feed keeps this long; cluster rankings
-    # (and the sweep that brings every assignment to the current model) are refreshed after an
-    # evaluation, at most once per interval, counting the newest `recommend_max_events` events.
+    # Acting on the clusters (docs/recommendations.md): the change feed keeps this long;
+    # cluster rankings (and the sweep that brings every assignment to the current model) are
+    # refreshed after an evaluation, at most once per interval, counting the newest
+    # `recommend_max_events` events.
     changes_retention_days: float = Field(30.0, gt=0)
     recommend_interval_seconds: float = Field(60.0, ge=0)
     recommend_max_events: int = Field(2_000_000, ge=1)

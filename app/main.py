@@ -46,7 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.models = ModelCache()
         app.state.worker = None
         if settings.worker is WorkerMode.inline:
-            app.state.worker = Worker(settings, app.state.db)
+            app.state.worker = Worker(settings, app.state.db, inline=True)
             thread = app.state.worker.start_thread()
         try:
             yield

@@ -6,8 +6,9 @@
 
 Cold: N events, each with a text never seen before (a MovieLens movie, see movielens.py),
 against `Embedder.encode` (the model's own `encode`, batch 64) on the same texts in the same
-process. Warm: MovieLens ratings as events in time order (movielens.py maps ratings to types),
-referring to items whose texts are all in the embedding cache already.
+process; with several `--backend`s, each in turn on the same texts, compared with the first.
+Warm: MovieLens ratings as events in time order (movielens.py maps ratings to types),
+referring to items whose texts are all in the embedding cache already (the last backend's).
 The stage runs in this process with the app's default settings (batch_size 1024).
 """
 
@@ -78,7 +79,13 @@ def raw_writes(db: Database, users: list[str], batch: int) -> float:
 def bench_database(url: str, args: argparse.Namespace) -> list[list[object]]:
     kind = common.backend(url)
     settings = load_settings(database_url=url, worker="off", api_keys={})
-    embedder = load_embedder(settings.embedding_model)
+    names = args.backend or [settings.embedding_backend]
+    embedders = {
+        name: load_embedder(
+            settings.embedding_model, backend=name, cache_dir=settings.embedding_cache_dir
+        )
+        for name in names
+    }
     texts = movielens.item_texts(args.movielens)
     movie_ids = list(texts)
     cold_ids = movie_ids[: args.cold]
@@ -86,40 +93,55 @@ def bench_database(url: str, args: argparse.Namespace) -> list[list[object]]:
     common.fresh_database(url)
     db = Database(url)
     seed.items(db, {f"m{m}": texts[m] for m in movie_ids})
-    embedder.encode(["warm the model up", "with a few texts"] * 32)
+    for embedder in embedders.values():
+        embedder.encode(["warm the model up", "with a few texts"] * 32)
 
-    # Raw limit and stage alternate over chunks of the same (still uncached) texts, so a
-    # change in the machine's background load hits both alike.
-    raw_seconds = stage_seconds = 0.0
-    applied = 0
+    # Raw limit and stage alternate over chunks of the same (still uncached) texts, and the
+    # backends take turns, so a change in the machine's background load hits all alike. Each
+    # backend encodes every text again: its vectors have their own cache key.
+    raw_seconds = dict.fromkeys(names, 0.0)
+    stage_seconds = dict.fromkeys(names, 0.0)
+    applied = dict.fromkeys(names, 0)
     for r in range(args.rounds):
         chunk = cold_ids[r :: args.rounds]
-        started = time.perf_counter()
-        embedder.encode([texts[m] for m in chunk])
-        raw_seconds += time.perf_counter() - started
-        now = datetime.now(UTC)
-        seed.events(
-            db,
-            (
-                {
-                    "event_id": f"c{m}",
-                    "user_id": f"u{n % 500}",
-                    "type": "view",
-                    "item_id": f"m{m}",
-                    "occurred_at": now,
-                }
-                for n, m in enumerate(chunk)
-            ),
-        )
-        done, seconds, encoded = drain(db, embedder, settings)
-        assert done == len(chunk) == encoded, (done, encoded)
-        applied, stage_seconds = applied + done, stage_seconds + seconds
-    raw, cold = applied / raw_seconds, applied / stage_seconds
-    rows: list[list[object]] = [
-        [kind, f"cold: {applied:,} events, every text new (events/s)", cold, "", ""],
-        [kind, "raw Embedder.encode, same texts (texts/s)", raw, "", ""],
-        [kind, "cold / raw (%)", 100 * cold / raw, ">= 85", common.verdict(100 * cold / raw, 85)],
-    ]
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            embedder = embedders[name]
+            started = time.perf_counter()
+            embedder.encode([texts[m] for m in chunk])
+            raw_seconds[name] += time.perf_counter() - started
+            now = datetime.now(UTC)
+            seed.events(
+                db,
+                (
+                    {
+                        "event_id": f"c{name}-{m}",
+                        "user_id": f"u{n % 500}",
+                        "type": "view",
+                        "item_id": f"m{m}",
+                        "occurred_at": now,
+                    }
+                    for n, m in enumerate(chunk)
+                ),
+            )
+            done, seconds, encoded = drain(db, embedder, settings)
+            assert done == len(chunk) == encoded, (name, done, encoded)
+            applied[name] += done
+            stage_seconds[name] += seconds
+    rows: list[list[object]] = []
+    base = applied[names[0]] / stage_seconds[names[0]]
+    for name in names:
+        raw, cold = applied[name] / raw_seconds[name], applied[name] / stage_seconds[name]
+        rows += [
+            [kind, f"{name}: cold: {applied[name]:,} events, every text new (events/s)", cold,
+             "", ""],
+            [kind, f"{name}: raw Embedder.encode, same texts (texts/s)", raw, "", ""],
+            [kind, f"{name}: cold / raw (%)", 100 * cold / raw, ">= 85",
+             common.verdict(100 * cold / raw, 85)],
+        ]  # fmt: skip
+        if name != names[0]:
+            rows.append([kind, f"{name}: cold vs {names[0]} cold (x)", cold / base, ">= 2.5",
+                         common.verdict(cold / base, 2.5)])  # fmt: skip
+    embedder = embedders[names[-1]]
 
     # Warm: the rest of the catalogue into the cache (untimed), then replay the ratings.
     seed.warm_cache(db, embedder, [texts[m] for m in movie_ids])
@@ -183,6 +205,8 @@ def main() -> None:
     parser.add_argument("movielens", type=Path, help="the MovieLens ml-latest-small directory")
     parser.add_argument("--database-url", action="append", required=True)
     parser.add_argument("--cold", type=int, default=2000, help="events with new texts")
+    parser.add_argument("--backend", action="append", help="embedding backends, side by side "
+                        "(the first is the base of the ratios; default: APP_EMBEDDING_BACKEND)")
     parser.add_argument("--rounds", type=int, default=8, help="cold: raw/stage alternations")
     parser.add_argument("--random-users", type=int, default=10_000, help="warm, random case")
     parser.add_argument("--warm", type=int, default=200_000, help="ratings replayed (max all)")

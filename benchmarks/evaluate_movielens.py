@@ -21,13 +21,12 @@ import argparse
 import json
 import shutil
 import time
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 from app.db.session import Database
-from app.embedding.embedder import DEFAULT_MODEL_ID, Embedder, load_embedder
 from benchmarks import common, movielens, seed
+from benchmarks.evaluation import offline
 from benchmarks.evaluation.run import SERVICE_SETTINGS, Config, evaluate, replay, setting_kwargs
 from benchmarks.movielens import MovieLens
 from benchmarks.service import Client, Service
@@ -107,30 +106,29 @@ def run_service(
     run_dir: Path, ml: MovieLens, config: Config
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """A fresh service on its own SQLite file in run_dir: replay, then score."""
-    url = warm_database(run_dir, ml.item_texts(with_tags=config.tags))
+    url = warm_database(
+        run_dir, ml.item_texts(with_tags=config.tags), offline.backend_of(config.settings)
+    )
     with Service(url, log_dir=run_dir, worker="inline", **setting_kwargs(config.settings)) as svc:
         client = Client(svc.url)
         steps = replay(client, ml, config, url)
         return steps, evaluate(client, ml, config, database_url=url, service=svc)
 
 
-def warm_database(run_dir: Path, texts: dict[str, str]) -> str:
+def warm_database(run_dir: Path, texts: dict[str, str], backend: str | None = None) -> str:
     """A fresh, migrated SQLite file in an emptied run_dir whose embedding cache already holds
-    the texts' vectors; its URL. The subject is the clustering, not encoding."""
+    the texts' vectors (on the service's embedding backend); its URL. The subject is the
+    clustering, not encoding."""
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir(parents=True)
     url = common.fresh_database(f"sqlite:///{run_dir / 'app.db'}")
     db = Database(url)
     try:
-        seed.warm_cache(db, embedder(), list(texts.values()))
+        model = offline.embedder(backend or offline.backend_of({}))
+        seed.warm_cache(db, model, list(texts.values()))
     finally:
         db.dispose()
     return url
-
-
-@cache
-def embedder() -> Embedder:
-    return load_embedder(DEFAULT_MODEL_ID)
 
 
 def summary(r: dict) -> str:  # type: ignore[type-arg]

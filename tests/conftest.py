@@ -116,6 +116,9 @@ def make_settings(database_url: str) -> Callable[..., Settings]:
             # One batch per step, so tests count versions in batch_size rows; steps of many
             # batches have their own test (tests/model/test_trainer.py).
             "train_step_batches": 1,
+            # The session `embedder` (PyTorch) is what tests compare the service's vectors
+            # with; the other backends have their own tests (tests/embedding/test_backends.py).
+            "embedding_backend": "torch",
         }
         values.update(overrides)
         return load_settings(**values)

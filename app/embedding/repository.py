@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from app.db.models import Embedding
@@ -22,6 +22,30 @@ def lookup(session: Session, model_id: str, hashes: list[bytes]) -> dict[bytes, 
             )
         )
         for key, blob in rows.tuples():
+            found[bytes(key)] = np.frombuffer(blob, dtype="<f4")
+    return found
+
+
+def lookup_in_space(
+    session: Session, space_id: str, hashes: list[bytes]
+) -> dict[bytes, np.ndarray]:
+    """Cached vectors for these text hashes from any backend of the model `space_id` (cache
+    keys `space_id` and `space_id@runtime-precision`): a reader without an embedder, like the
+    API, does not know which backend the workers run. Backends agree to a cosine of 0.9999
+    (verified before use); where two hold a text, the smallest key wins, so the answer depends
+    only on what is cached, never on the order it was read in."""
+    found: dict[bytes, np.ndarray] = {}
+    in_space = or_(
+        Embedding.model_id == space_id,
+        Embedding.model_id.startswith(space_id + "@", autoescape=True),
+    )
+    for chunk in in_chunks(hashes):
+        rows = session.execute(
+            select(Embedding.text_hash, Embedding.vector)
+            .where(in_space, one_of(session, Embedding.text_hash, chunk))
+            .order_by(Embedding.model_id.desc())
+        )
+        for key, blob in rows.tuples():  # the smallest key comes last and stays
             found[bytes(key)] = np.frombuffer(blob, dtype="<f4")
     return found
 

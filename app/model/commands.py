@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from app.clustering.codec import CheckpointError, decode_arrays
 from app.config import Settings
 from app.db.session import Database
-from app.embedding.embedder import load_embedder
+from app.embedding.embedder import configured_embedder
 from app.model import repository as model_repository
 from app.model.trainer import Trainer
 
@@ -76,8 +76,8 @@ def recluster(db: Database, settings: Settings, *, clusters: int) -> int:
     wins, and this retries on top of it; the trainer that loses restores from the newest
     checkpoint and continues with the new generation.
     """
-    embedder = load_embedder(settings.embedding_model)
-    trainer = Trainer(settings, embedding_model=embedder.model_id, dim=embedder.dim)
+    embedder = configured_embedder(settings)
+    trainer = Trainer(settings, embedding_model=embedder.space_id, dim=embedder.dim)
     for attempt in range(1, RECLUSTER_ATTEMPTS + 1):
         try:
             trainer.restore(db)  # carries the generation number forward

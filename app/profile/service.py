@@ -175,7 +175,7 @@ def fold_events(
     for all users of the batch in one numpy pass and one write."""
     now = utcnow()
     locked = profile_repository.lock_profiles(
-        session, [e.user_id for e in events], model_id=embedder.model_id, now=now
+        session, [e.user_id for e in events], model_id=embedder.space_id, now=now
     )
     row = {user_id: i for i, user_id in enumerate(locked.user_ids)}
     current = np.zeros((len(row), embedder.dim))

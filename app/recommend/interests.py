@@ -52,7 +52,8 @@ def interests_and_directions(
     events = event_repository.user_applied_events(session, user_id, limit=MAX_EVENTS)
     known = [e for e in events if e[5] is not None]
     keys = [text_hash(e[5]) for e in known if e[5] is not None]
-    vectors = embedding_repository.lookup(session, profile.model_id, sorted(set(keys)))
+    # The profile names the model (its space), not the backend that encoded the texts.
+    vectors = embedding_repository.lookup_in_space(session, profile.model_id, sorted(set(keys)))
     rows = [(key, e) for key, e in zip(keys, known, strict=True) if key in vectors]
     if not rows:
         return answer, []

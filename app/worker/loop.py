@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import os
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -12,7 +14,7 @@ from app.assignment import service as assignment_service
 from app.clustering.model import OnlineKMeans
 from app.config import Settings
 from app.db.session import Database, UnsupportedDatabaseError
-from app.embedding.embedder import Embedder, EmbedderError, load_embedder
+from app.embedding.embedder import Embedder, EmbedderError, configured_embedder
 from app.model import cluster_map
 from app.model.evaluation import evaluate
 from app.model.trainer import Trainer
@@ -23,11 +25,13 @@ from app.worker.leader import LeaderLock
 from app.worker.retry import Retry
 
 log = logging.getLogger(__name__)
+INLINE_NICENESS = 10  # an inline worker yields the CPU to the API it shares a process with
 
 
 class Worker:
-    def __init__(self, settings: Settings, db: Database) -> None:
+    def __init__(self, settings: Settings, db: Database, *, inline: bool = False) -> None:
         self.settings = settings
+        self.inline = inline  # in the API process: encode on fewer cores
         self.db = db
         self.embedder: Embedder | None = None
         self.trainer: Trainer | None = None
@@ -62,19 +66,25 @@ class Worker:
 
     def run(self) -> None:
         """Loop until stopped; errors are logged and retried, never fatal."""
+        if self.inline:
+            # Below the API's threads: Linux schedules threads, not processes, and the
+            # encoder's own threads, started from this one, inherit its niceness.
+            with contextlib.suppress(OSError, AttributeError):
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), INLINE_NICENESS)
         # Loading takes from seconds to half a minute on a busy machine: say so, then how long.
         log.info("worker loading the embedding model %s ...", self.settings.embedding_model)
         started = time.monotonic()
         try:
-            self.embedder = load_embedder(self.settings.embedding_model)
+            self.embedder = configured_embedder(self.settings, inline=self.inline)
         except EmbedderError as exc:
             self.load_error = str(exc)
             log.error("worker cannot start: %s", exc)
             return
         log.info(
-            "worker ready: %s (%d-d), loaded in %.1f s",
+            "worker ready: %s (%d-d, %s threads), loaded in %.1f s",
             self.embedder.model_id,
             self.embedder.dim,
+            getattr(self.embedder, "threads", "?"),
             time.monotonic() - started,
         )
         metrics.WORKER_READY.set(1)  # the container health check waits for this
@@ -139,7 +149,7 @@ class Worker:
         if self.trainer is None and self.leader.try_acquire():
             assert self.embedder is not None
             trainer = Trainer(
-                self.settings, embedding_model=self.embedder.model_id, dim=self.embedder.dim
+                self.settings, embedding_model=self.embedder.space_id, dim=self.embedder.dim
             )
             trainer.restore(self.db)
             self.trainer = trainer
@@ -190,7 +200,7 @@ class Worker:
             model,
             version=version,
             settings=self.settings,
-            embedding_model=self.embedder.model_id,
+            embedding_model=self.embedder.model_id,  # reads the embedding cache
             previous=self._last_assignment,
             ids=ids,
         )

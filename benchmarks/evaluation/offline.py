@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from functools import cache
 
 import numpy as np
 from sklearn.cluster import KMeans
@@ -13,29 +14,41 @@ from app.config import Settings
 from app.db.models import UserProfile
 from app.db.session import Database
 from app.embedding import repository as embedding_repository
-from app.embedding.embedder import DEFAULT_MODEL_ID, load_embedder, text_hash
+from app.embedding.embedder import DEFAULT_MODEL_ID, Embedder, load_embedder, text_hash
 from app.profile.math import fold, profile_vector
 from benchmarks.movielens import Rating
 
 
-def item_vectors(texts: dict[str, str], database_url: str | None) -> dict[str, np.ndarray]:
+def backend_of(app_vars: dict[str, str]) -> str:
+    """The embedding backend a service started with these APP_ variables runs."""
+    default = str(Settings.model_fields["embedding_backend"].default)
+    return app_vars.get("APP_EMBEDDING_BACKEND", default)
+
+
+@cache
+def embedder(backend: str) -> Embedder:
+    """The bundled model on `backend`, as the service loads it (the same export folder)."""
+    return load_embedder(DEFAULT_MODEL_ID, backend=backend)
+
+
+def item_vectors(
+    texts: dict[str, str], database_url: str | None, backend: str | None = None
+) -> dict[str, np.ndarray]:
     """Each movie's embedding: from the service's cache when we can read its database (the
     vectors it folded), else from the same embedder."""
+    model = embedder(backend or backend_of({}))
     hashes = {m: text_hash(t) for m, t in texts.items()}
     found: dict[bytes, np.ndarray] = {}
     if database_url:
         db = Database(database_url)
         try:
             with db.read() as session:
-                found = embedding_repository.lookup(
-                    session, DEFAULT_MODEL_ID, list(hashes.values())
-                )
+                found = embedding_repository.lookup(session, model.model_id, list(hashes.values()))
         finally:
             db.dispose()
     missing = [m for m, h in hashes.items() if h not in found]
     if missing:
-        embedder = load_embedder(DEFAULT_MODEL_ID)
-        for m, v in zip(missing, embedder.encode([texts[m] for m in missing]), strict=True):
+        for m, v in zip(missing, model.encode([texts[m] for m in missing]), strict=True):
             found[hashes[m]] = v
     return {m: found[h] for m, h in hashes.items()}
 

@@ -179,7 +179,9 @@ def reference(ml: MovieLens, config: Config, k: int, database_url: str | None) -
     settings = load_settings(
         **setting_kwargs({n: v for n, v in config.settings.items() if n != "APP_CLUSTERS"})
     )
-    vectors = offline.item_vectors(ml.item_texts(with_tags=config.tags), database_url)
+    vectors = offline.item_vectors(
+        ml.item_texts(with_tags=config.tags), database_url, offline.backend_of(config.settings)
+    )
     users, X = offline.profiles(ml.train, vectors, settings)
     diff = None
     if database_url:

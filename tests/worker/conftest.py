@@ -17,7 +17,10 @@ def spawn_worker(database_url: str, tmp_path: Path) -> Iterator[Callable[..., su
     processes: list[subprocess.Popen] = []
 
     def spawn(name: str = "worker", **settings: object) -> subprocess.Popen:
-        env = os.environ | {"APP_DATABASE_URL": database_url, "APP_LOG_LEVEL": "INFO"}
+        # PyTorch, as make_settings: tests compare the workers' vectors with the session
+        # `embedder`'s (the other backends: tests/embedding/test_backends.py).
+        env = os.environ | {"APP_DATABASE_URL": database_url, "APP_LOG_LEVEL": "INFO",
+                            "APP_EMBEDDING_BACKEND": "torch"}  # fmt: skip
         env |= {f"APP_{k.upper()}": str(v) for k, v in settings.items()}
         log = open(tmp_path / f"{name}-{len(processes)}.log", "w")  # noqa: SIM115
         proc = subprocess.Popen(
