@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import update
 
+from app.db.models import Embedding
 from app.model.evaluation import evaluate
 from app.model.trainer import Trainer
 from app.recommend import rankings
@@ -170,3 +172,21 @@ def test_interests_do_not_depend_on_the_order_events_arrived_in(client, db, embe
     forward = client.get("/v1/users/forward/interests").json()
     backward = client.get("/v1/users/backward/interests").json()
     assert forward["interests"] and forward["interests"] == backward["interests"]
+
+
+def test_interests_read_the_vectors_of_whichever_backend_encoded_them(
+    client, db, embedder, settings
+):
+    """The API has no embedder: a profile names the model (its space), the cache rows name the
+    backend too (`model@openvino-bf16`); interests must find them either way."""
+    trained(client, db, embedder, settings)
+    user = "space-1"
+    before = client.get(f"/v1/users/{user}/interests").json()["interests"]
+    assert before
+    with db.write() as session:  # as if a worker on another backend had encoded every text
+        session.execute(
+            update(Embedding)
+            .where(Embedding.model_id == embedder.model_id)
+            .values(model_id=embedder.model_id + "@openvino-bf16")
+        )
+    assert client.get(f"/v1/users/{user}/interests").json()["interests"] == before
