@@ -17,11 +17,11 @@ import sys
 import time
 from collections.abc import Callable
 
-import common
 import numpy as np
 
 from app.clustering import codec, estimator_state
 from app.clustering.model import OnlineKMeans
+from benchmarks import common
 
 DIM = 384
 BATCH = 1024

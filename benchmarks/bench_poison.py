@@ -20,8 +20,6 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import common
-
 from app.config import load_settings
 from app.db.models import Event
 from app.db.session import Database
@@ -29,23 +27,24 @@ from app.embedding import service as embedding_service
 from app.embedding.embedder import load_embedder
 from app.profile.service import apply_pending
 from app.quarantine import repository as quarantine_repository
+from benchmarks import common, movielens
 
 
 def queue(args: argparse.Namespace, *, poison: bool) -> list[dict[str, object]]:
-    texts = common.movielens_texts(args.data)
-    ratings = common.movielens_ratings(args.data)[: args.events]
+    texts = movielens.item_texts(args.data)
+    ratings = movielens.ratings(args.data)[: args.events]
     now = datetime.now(UTC)
     rows: list[dict[str, object]] = [
         {
             "event_id": f"r{i}",
-            "user_id": f"user-{user}",
-            "type": common.rating_type(rating),
-            "text": texts[movie],
+            "user_id": f"user-{r.user}",
+            "type": r.event_type,
+            "text": texts[r.movie],
             "weight": None,
-            "occurred_at": datetime.fromtimestamp(stamp, UTC),
+            "occurred_at": r.occurred_at,
             "received_at": now,
         }
-        for i, (user, movie, rating, stamp) in enumerate(ratings)
+        for i, r in enumerate(ratings)
     ]
     if poison:
         bad = [

@@ -19,7 +19,7 @@ from app.db.models import Embedding
 from app.db.session import Database
 from app.embedding import DEFAULT_MODEL, DEFAULT_MODEL_ID, EmbedderError, backends, load_embedder
 from app.embedding.embedder import SentenceTransformerEmbedder, configured_embedder
-from app.embedding.service import embed_texts
+from app.embedding.service import embed
 
 TEXTS = ["wireless noise cancelling headphones", "Heat (1995) — Action, Crime, Thriller", "x"]
 
@@ -102,12 +102,11 @@ def test_a_runtime_whose_vectors_depend_on_the_batch_is_refused(embedder) -> Non
 
 def test_switching_the_backend_never_mixes_cache_entries(db: Database, openvino, embedder
                                                          ) -> None:  # fmt: skip
-    with db.write() as session:
-        first, misses = embed_texts(session, embedder, TEXTS)
-    assert misses == len(TEXTS)
-    with db.write() as session:
-        second, misses = embed_texts(session, openvino, TEXTS)
-    assert misses == len(TEXTS)  # nothing of torch's was taken for openvino's
+    torch_side = embed(db, embedder, TEXTS)
+    assert torch_side.misses == len(TEXTS)
+    openvino_side = embed(db, openvino, TEXTS)
+    assert openvino_side.misses == len(TEXTS)  # nothing of torch's was taken for openvino's
+    first, second = torch_side.vectors, openvino_side.vectors
     theirs, ours = embedder.encode(TEXTS), openvino.encode(TEXTS)
     for text, vector, own in zip(TEXTS, theirs, ours, strict=True):
         np.testing.assert_array_equal(first[text], vector)
