@@ -34,7 +34,7 @@ class WatchedEmbedder:
     connections."""
 
     def __init__(self, inner: Embedder, db: Database, during: Callable[[], int]) -> None:
-        self.model_id, self.dim = inner.model_id, inner.dim
+        self.model_id, self.space_id, self.dim = inner.model_id, inner.space_id, inner.dim
         self._inner, self._db, self._during = inner, db, during
         self.open_connections: list[int] = []
         self.answers: list[int] = []
