@@ -29,8 +29,9 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from app.config import load_settings
 from app.db.session import Database
-from app.embedding.embedder import DEFAULT_MODEL_ID, load_embedder
+from app.embedding.embedder import configured_embedder
 from benchmarks import common, movielens, seed
 from benchmarks.loadgen import HttpConnection
 from benchmarks.service import AUTH, Client, Service
@@ -127,7 +128,8 @@ def bench_database(url: str, args: argparse.Namespace) -> list[list[object]]:
     common.fresh_database(url)
     db = Database(url)
     seed.items(db, {f"m{m}": t for m, t in texts.items()})
-    seed.warm_cache(db, load_embedder(DEFAULT_MODEL_ID), list(texts.values()))
+    # The backend the service's workers run (APP_EMBEDDING_BACKEND): its cache key.
+    seed.warm_cache(db, configured_embedder(load_settings()), list(texts.values()))
     rng = random.Random(0)
     items = [f"m{m}" for m in texts]
     now = datetime.now(UTC)

@@ -29,9 +29,10 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from app.config import load_settings
 from app.db.models import Event, UserProfile
 from app.db.session import Database
-from app.embedding.embedder import DEFAULT_MODEL_ID, load_embedder
+from app.embedding.embedder import configured_embedder
 from benchmarks import common, movielens, seed
 from benchmarks.loadgen import HttpConnection
 from benchmarks.service import AUTH, Client, Service
@@ -103,7 +104,8 @@ def main() -> None:
     common.fresh_database(url)
     db = Database(url)
     if not args.cold_cache:
-        seed.warm_cache(db, load_embedder(DEFAULT_MODEL_ID), list(texts.values()))
+        # The backend the service's workers run (APP_EMBEDDING_BACKEND): its cache key.
+        seed.warm_cache(db, configured_embedder(load_settings()), list(texts.values()))
     log_dir = common.work_dir("scale")
     samples: list[tuple[float, int, int, float]] = []  # t, pending, untrained, worker RSS MiB
     with Service(url, log_dir=log_dir, worker="off") as server, contextlib.ExitStack() as stack:
