@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -11,6 +12,7 @@ from sqlalchemy import (
     BindParameter,
     ScalarSelect,
     Select,
+    Subquery,
     and_,
     delete,
     exists,
@@ -300,15 +302,32 @@ def user_applied_events(
     return list(session.execute(query).tuples())
 
 
-def item_engagements(
-    session: Session, *, limit: int
-) -> list[tuple[str, str, str, float | None, datetime]]:
-    """(user_id, item_id, type, weight, occurred_at) of the newest `limit` applied events that
-    name an item: what cluster rankings count."""
-    query = (
+def _engagement_window(limit: int) -> Subquery:
+    """The newest `limit` applied events that name an item: what cluster rankings count."""
+    return (
         select(Event.user_id, Event.item_id, Event.type, Event.weight, Event.occurred_at)
         .where(Event.applied_at.is_not(None), Event.item_id.is_not(None))
         .order_by(Event.id.desc())
         .limit(limit)
+        .subquery()
     )
-    return list(session.execute(query).tuples())  # type: ignore[arg-type]
+
+
+def newest_engagements(session: Session, *, limit: int) -> dict[str, datetime]:
+    """user_id -> the time of the user's newest event in the window (`_engagement_window`)."""
+    window = _engagement_window(limit)
+    query = select(window.c.user_id, func.max(window.c.occurred_at)).group_by(window.c.user_id)
+    return dict(session.execute(query).tuples().all())
+
+
+def item_engagements(
+    session: Session, *, limit: int, batch: int = 10_000
+) -> Iterator[tuple[str, str, str, float | None, datetime]]:
+    """(user_id, item_id, type, weight, occurred_at) of the events in the window, streamed
+    `batch` rows at a time (a server-side cursor on PostgreSQL): a million events are never
+    held at once."""
+    window = _engagement_window(limit)
+    query = select(
+        window.c.user_id, window.c.item_id, window.c.type, window.c.weight, window.c.occurred_at
+    )
+    yield from session.execute(query, execution_options={"yield_per": batch}).tuples()  # type: ignore[misc]

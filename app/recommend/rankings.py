@@ -4,7 +4,6 @@ by the worker after an evaluation, off the request path."""
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -33,14 +32,16 @@ def refresh(db: Database, *, version: int, settings: Settings, embedding_model: 
     started = time.perf_counter()
     # one snapshot (a transaction, which PostgreSQL's server-side cursor needs) for both reads
     with assignment_service.snapshot(db) as session:
-        events = event_repository.item_engagements(session, limit=settings.recommend_max_events)
+        limit = settings.recommend_max_events
         cluster_of = dict(assignment_repository.all_clusters(session))
-    scores = score(
-        events,
-        cluster_of,
-        weights=settings.event_weights,
-        half_life_seconds=settings.profile_half_life_seconds,
-    )
+        newest = event_repository.newest_engagements(session, limit=limit)
+        scores, counted = score(
+            event_repository.item_engagements(session, limit=limit),
+            cluster_of,
+            newest={user: at.timestamp() for user, at in newest.items()},
+            weights=settings.event_weights,
+            half_life_seconds=settings.profile_half_life_seconds,
+        )
     rows = top_rows(scores, per_cluster=settings.recommend_items_per_cluster)
     with db.read() as session:
         vectors = item_vectors(session, sorted({r["item_id"] for r in rows}), embedding_model)
@@ -51,7 +52,7 @@ def refresh(db: Database, *, version: int, settings: Settings, embedding_model: 
     log.debug(
         "rankings of version %d: %d events, %d rows in %.2f s",
         version,
-        len(events),
+        counted,
         len(rows),
         time.perf_counter() - started,
     )
@@ -62,27 +63,25 @@ def score(
     events: Iterable[tuple[str, str, str, float | None, datetime]],
     cluster_of: Mapping[str, int],
     *,
+    newest: Mapping[str, float],
     weights: Mapping[str, float],
     half_life_seconds: float,
-) -> dict[int, dict[str, float]]:
-    """cluster -> item -> sum over its members' events on the item of w(type) * 2^(-(t_u - t)/H),
-    t_u the member's newest event: each member's engagement weighted as in their own profile.
-    Every user also counts in GLOBAL."""
-    events = list(events)
-    newest: dict[str, float] = {}
-    for user_id, _, _, _, at in events:
-        t = at.timestamp()
-        if t > newest.get(user_id, -math.inf):
-            newest[user_id] = t
+) -> tuple[dict[int, dict[str, float]], int]:
+    """(cluster -> item -> sum over its members' events on the item of w(type) *
+    2^(-(t_u - t)/H), events counted), t_u the member's newest event (`newest`, epoch
+    seconds): each member's engagement weighted as in their own profile. Every user also
+    counts in GLOBAL. One pass over `events`, which may be a stream."""
     scores: dict[int, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    counted = 0
     for user_id, item_id, kind, weight, at in events:
+        counted += 1
         w = weights.get(kind, 0.0) if weight is None else weight
         value = w * 2.0 ** (-(newest[user_id] - at.timestamp()) / half_life_seconds)
         scores[GLOBAL][item_id] += value
         cluster = cluster_of.get(user_id)
         if cluster is not None:
             scores[cluster][item_id] += value
-    return scores
+    return scores, counted
 
 
 def top_rows(

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
-from app.db.models import Embedding
+from app.db.models import Embedding, Event
 from app.model.evaluation import evaluate
 from app.model.trainer import Trainer
 from app.recommend import rankings
@@ -190,3 +190,48 @@ def test_interests_read_the_vectors_of_whichever_backend_encoded_them(
             .values(model_id=embedder.model_id + "@openvino-bf16")
         )
     assert client.get(f"/v1/users/{user}/interests").json()["interests"] == before
+
+
+def test_a_ranking_weights_each_members_events_as_their_profile_does(
+    client, db, embedder, settings
+):
+    """score(cluster, item) = sum over members' events on the item of w(type) *
+    2^(-(t_u - t)/H), t_u the member's own newest event (the rankings stream the events and
+    read each user's newest time beforehand)."""
+    trainer = trained(client, db, embedder, settings)
+    cluster = client.get("/v1/users/sport-0/cluster").json()["cluster_id"]
+    # two new sport fans whose newest events lie days apart (everyone else's newest is now)
+    for user, (first, last) in {"fan-a": (1, 9), "fan-b": (3, 4)}.items():
+        client.post("/v1/events", json={"events": [
+            {"user_id": user, "type": kind, "item_id": item,
+             "timestamp": f"2026-11-{day:02d}T00:00:00Z"}
+            for kind, item, day in (("like", "sport-4", first), ("view", "sport-4", last),
+                                    ("like", "sport-0", last), ("like", "sport-1", last))
+        ]})  # fmt: skip
+    drain(db, embedder, settings)
+    while trainer.step(db).rows:
+        pass
+    rankings.refresh(db, version=trainer.version, settings=settings,
+                     embedding_model=trainer.embedding_model)  # fmt: skip
+    members = [
+        u
+        for u in [f"sport-{j}" for j in range(12)] + ["fan-a", "fan-b"]
+        if client.get(f"/v1/users/{u}/cluster").json()["cluster_id"] == cluster
+    ]
+    assert {"fan-a", "fan-b"} <= set(members)
+    with db.read() as session:
+        rows = session.execute(
+            select(Event.user_id, Event.item_id, Event.type, Event.occurred_at).where(
+                Event.user_id.in_(members)
+            )
+        ).all()
+    newest = {u: max(r.occurred_at for r in rows if r.user_id == u) for u in members}
+    w, h = settings.event_weights, settings.profile_half_life_seconds
+    expected = sum(
+        w[r.type] * 2.0 ** (-(newest[r.user_id] - r.occurred_at).total_seconds() / h)
+        for r in rows
+        if r.item_id == "sport-4"
+    )
+    items = client.get(f"/v1/clusters/{cluster}/items?limit=100").json()["items"]
+    stored = next(i["score"] for i in items if i["item_id"] == "sport-4")
+    assert stored == pytest.approx(expected, rel=1e-9)
