@@ -176,13 +176,8 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Session]:
         """A unit of work: commits when the block ends, rolls back on error."""
-        try:
-            with self._write_turn, self._writer() as session, session.begin():
-                yield session
-        except Exception as exc:
-            self.write_health.record(exc)
-            raise
-        self.write_health.record(None)
+        with self._health_recorded(), self._write_turn, self._writer() as session, session.begin():
+            yield session
 
     @contextmanager
     def write_statement(self) -> Iterator[Session]:
@@ -193,9 +188,14 @@ class Database:
             with self.write() as session:
                 yield session
             return
+        with self._health_recorded(), self._reader() as session:  # the autocommit engine
+            yield session
+
+    @contextmanager
+    def _health_recorded(self) -> Iterator[None]:
+        """Every write's outcome, committed or failed, feeds the readiness check."""
         try:
-            with self._reader() as session:  # the autocommit engine
-                yield session
+            yield
         except Exception as exc:
             self.write_health.record(exc)
             raise
