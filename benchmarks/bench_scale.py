@@ -134,6 +134,7 @@ def main() -> None:
         ingest_seconds = queue.get()
         proc.join()
         applied_at = trained_at = None
+        pending, untrained = progress(db)
         while time.perf_counter() - started < args.timeout:
             pending, untrained = progress(db)
             now = time.perf_counter() - started
@@ -151,7 +152,12 @@ def main() -> None:
         users = session.scalar(select(func.count()).select_from(UserProfile))
     db.dispose()
     if trained_at is None:
-        raise SystemExit(f"not done within {args.timeout:.0f} s")
+        # Report how far it got: the samples above show the rate, these the state at the end.
+        raise SystemExit(
+            f"not done within {args.timeout:.0f} s: ingest took {ingest_seconds:.0f} s; at the "
+            f"end {pending:,} events pending, {untrained:,} profiles untrained, {users:,} "
+            f"profiles; worker peak RSS {worker_peak:,.0f} MiB, API {api_peak:,.0f} MiB"
+        )
 
     scale = 10_000_000 / args.events
     rows = [

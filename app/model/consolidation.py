@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,6 +14,7 @@ from app.clustering.fitting import lloyd_step
 from app.clustering.model import OnlineKMeans
 from app.clustering.vectors import unit_rows
 from app.db.session import Database
+from app.model.background import BackgroundRunner
 from app.profile import repository as profile_repository
 
 CONSOLIDATED = "consolidated_profiles"  # checkpoint meta key of a consolidation's version
@@ -52,35 +53,22 @@ class ConsolidationJob:
     version: int  # the version whose centres it started from: only that version may take it
 
 
-class ConsolidationRunner:
+class ConsolidationRunner(BackgroundRunner[ConsolidationJob]):
     """One pass at a time on a thread; the trainer commits its result at a later step."""
 
     def __init__(self) -> None:
-        self._executor: ThreadPoolExecutor | None = None
+        super().__init__("consolidate")
         self._stop = threading.Event()
-        self.job: ConsolidationJob | None = None
 
     def start(self, db: Database, model: OnlineKMeans, *, version: int) -> None:
         """Compute a Lloyd step from `model` (never changed in place: the trainer swaps in new
         model objects, so this one stays the state of `version`)."""
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="consolidate")
-        future = self._executor.submit(lloyd_over_profiles, db, model, self._stop)
-        self.job = ConsolidationJob(future, version)
-
-    def finished(self) -> ConsolidationJob | None:
-        """The job, once its pass is done (it is then no longer held)."""
-        job = self.job
-        if job is None or not job.future.done():
-            return None
-        self.job = None
-        return job
+        self.job = ConsolidationJob(
+            self.submit(lloyd_over_profiles, db, model, self._stop), version
+        )
 
     def close(self) -> None:
         """Stop the thread; a running pass ends at its next page."""
         self._stop.set()
         self._stop = threading.Event()  # a pass started later is not stopped by this close
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
-            self._executor = None
-        self.job = None
+        super().close()

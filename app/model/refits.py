@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,6 +13,7 @@ from app.clustering.model import OnlineKMeans
 from app.config import Settings
 from app.db.base import utcnow
 from app.db.models import ModelRefit
+from app.model.background import BackgroundRunner
 
 
 @dataclass(frozen=True)
@@ -25,12 +26,11 @@ class RefitJob:
     population: int  # users with a profile when it started
 
 
-class RefitRunner:
+class RefitRunner(BackgroundRunner[RefitJob]):
     """Fits proposals off the trainer's thread, so folding and training go on meanwhile."""
 
     def __init__(self) -> None:
-        self._executor: ThreadPoolExecutor | None = None
-        self.job: RefitJob | None = None
+        super().__init__("refit")
 
     def start(
         self,
@@ -46,9 +46,7 @@ class RefitRunner:
         population: int,
     ) -> None:
         """Fit a proposal from the sample X against `current` (a copy nobody else trains)."""
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="refit")
-        future = self._executor.submit(
+        future = self.submit(
             generation.propose,
             X,
             trigger=trigger,
@@ -61,21 +59,6 @@ class RefitRunner:
             batch_size=settings.batch_size,
         )
         self.job = RefitJob(future, generation_then, version, population)
-
-    def finished(self) -> RefitJob | None:
-        """The job, once its fit is done (it is then no longer held)."""
-        job = self.job
-        if job is None or not job.future.done():
-            return None
-        self.job = None
-        return job
-
-    def close(self) -> None:
-        """Stop the thread (a running fit is abandoned)."""
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
-            self._executor = None
-        self.job = None
 
 
 def decision(

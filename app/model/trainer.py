@@ -297,12 +297,12 @@ class Trainer(Generations):
     @property
     def refit_running(self) -> bool:
         """Whether a refit is being fitted or waits for its decision."""
-        return self.refits.job is not None
+        return self.refits.running
 
     @property
     def background_running(self) -> bool:
         """Whether a refit or a consolidation runs or waits to be decided or committed."""
-        return self.refits.job is not None or self.consolidations.job is not None
+        return self.refits.running or self.consolidations.running
 
     def close(self) -> None:
         """Stop the background threads (a running fit or pass is abandoned)."""

@@ -8,7 +8,8 @@ import math
 import os
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
+from dataclasses import dataclass
 
 from app.assignment import service as assignment_service
 from app.clustering.model import OnlineKMeans
@@ -16,6 +17,7 @@ from app.config import Settings
 from app.db.session import Database, UnsupportedDatabaseError
 from app.embedding.embedder import Embedder, EmbedderError, configured_embedder
 from app.model import cluster_map
+from app.model.background import BackgroundRunner
 from app.model.evaluation import evaluate
 from app.model.trainer import Trainer
 from app.observability import metrics
@@ -26,6 +28,11 @@ from app.worker.retry import Retry
 
 log = logging.getLogger(__name__)
 INLINE_NICENESS = 10  # an inline worker yields the CPU to the API it shares a process with
+
+
+@dataclass(frozen=True)
+class EvaluationJob:
+    future: Future[dict[str, int]]  # the user -> cluster id map the evaluation saw
 
 
 class Worker:
@@ -41,8 +48,7 @@ class Worker:
         self._evaluated_at = 0.0
         self._last_assignment: dict[str, int] | None = None
         # Evaluations run on a thread of their own, so sampling and scoring never stall folding.
-        self._evaluator: ThreadPoolExecutor | None = None
-        self._evaluation: Future[dict[str, int]] | None = None
+        self._evaluations: BackgroundRunner[EvaluationJob] = BackgroundRunner("evaluate")
         self._ranked_version = 0
         self._ranked_at = -math.inf
         self.load_error: str | None = None
@@ -104,8 +110,7 @@ class Worker:
             metrics.WORKER_READY.set(0)
             if self.trainer is not None:
                 self.trainer.close()
-            if self._evaluator is not None:
-                self._evaluator.shutdown(wait=False, cancel_futures=True)
+            self._evaluations.close()
             self.leader.release()
 
     def run_once(self) -> bool:
@@ -161,20 +166,19 @@ class Worker:
         """Whether no background work (evaluation, refit, consolidation) is running or waits
         for a later round to record it."""
         trainer_busy = self.trainer is not None and self.trainer.background_running
-        return self._evaluation is None and not trainer_busy
+        return not self._evaluations.running and not trainer_busy
 
     def _evaluate_if_due(self) -> None:
         """Record a finished evaluation; start one when the model changed and one is due."""
         trainer = self.trainer
         assert trainer is not None and self.embedder is not None
-        if self._evaluation is not None:
-            if not self._evaluation.done():
-                return
-            evaluation, self._evaluation = self._evaluation, None
+        if (done := self._evaluations.finished()) is not None:
             try:
-                self._last_assignment = evaluation.result()
+                self._last_assignment = done.future.result()
             except Exception:
                 log.exception("evaluation failed; the next one is due in an interval")
+        elif self._evaluations.running:
+            return
         if trainer.version <= self._evaluated_version:
             return
         first = self._evaluated_version == 0
@@ -184,12 +188,11 @@ class Worker:
         ):
             return
         self._evaluated_version, self._evaluated_at = trainer.version, time.monotonic()
-        if self._evaluator is None:
-            self._evaluator = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evaluate")
         # trainer.model is never changed in place, so the thread may read it as it is now.
-        self._evaluation = self._evaluator.submit(
+        future = self._evaluations.submit(
             self._evaluate, trainer.model, trainer.version, list(trainer.ids)
         )
+        self._evaluations.job = EvaluationJob(future)
 
     def _evaluate(self, model: OnlineKMeans, version: int, ids: list[int]) -> dict[str, int]:
         """A quality snapshot of `version`, then its map and (when due) the assignments and
