@@ -6,9 +6,9 @@ database really is locked, ingest answers 503 "busy" with Retry-After, not "unre
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Sequence
+import threading
+import time
 
-import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
@@ -16,8 +16,7 @@ from sqlalchemy import func, select
 from app.db import session as db_session
 from app.db.models import Event
 from app.db.session import Database
-from app.embedding.embedder import Embedder
-from app.profile.service import apply_pending
+from app.profile.service import StepResult, apply_pending
 from tests.factories import post
 
 # A long text, as real reviews are (~230 characters), different for every event.
@@ -26,23 +25,6 @@ LONG = (
     "daughter he has never met; the photography of the storms is remarkable and the ending, "
     "quiet as it is, stayed with me for days afterwards."
 )
-
-
-class WatchedEmbedder:
-    """The real model, unchanged; before each encode it runs `during` (the test's probe of
-    what the database allows while the model works) and records the worker's open
-    connections."""
-
-    def __init__(self, inner: Embedder, db: Database, during: Callable[[], int]) -> None:
-        self.model_id, self.space_id, self.dim = inner.model_id, inner.space_id, inner.dim
-        self._inner, self._db, self._during = inner, db, during
-        self.open_connections: list[int] = []
-        self.answers: list[int] = []
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        self.open_connections.append(self._db.engine.pool.checkedout())  # type: ignore[attr-defined]
-        self.answers.append(self._during())
-        return self._inner.encode(texts)
 
 
 @pytest.fixture
@@ -55,28 +37,44 @@ def short_busy_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_ingest_is_answered_while_the_worker_encodes(
     short_busy_timeout, db, embedder, make_client, make_settings
 ):
-    n = 300
+    """The worker folds a batch of 1,000 new long texts on a thread with the real model (some
+    seconds of encoding); meanwhile this thread posts events and samples whether the worker
+    holds a database connection. Before the fix the encode ran inside the worker's write
+    transaction: SQLite answered the posts 503 after the busy timeout, and on PostgreSQL the
+    worker held its connection for the whole step."""
+    n = 1000
     post(
         db, [{"user_id": f"u{i % 40}", "type": "view", "text": LONG.format(i=i)} for i in range(n)]
     )
     client: TestClient = make_client()
-    sent = iter(range(1_000_000))
-
-    def ingest_now() -> int:
-        events = [{"user_id": f"late{next(sent)}", "type": "like", "text": "x"} for _ in range(50)]
-        return client.post("/v1/events", json={"events": events}).status_code
-
     worker_db = Database(make_settings().database_url)
-    watched = WatchedEmbedder(embedder, worker_db, ingest_now)
+    steps: list[StepResult] = []
+    worker = threading.Thread(
+        target=lambda: steps.append(apply_pending(worker_db, embedder, make_settings(batch_size=n)))
+    )
+    answers: list[int] = []
+    holding: list[bool] = []  # per sample: whether the worker had a connection checked out
+    worker.start()
     try:
-        step = apply_pending(worker_db, watched, make_settings(batch_size=n))
+        while worker.is_alive():
+            holding.append(worker_db.engine.pool.checkedout() > 0)  # type: ignore[attr-defined]
+            events = [
+                {"user_id": f"late{len(answers)}-{j}", "type": "like", "text": "x"}
+                for j in range(50)
+            ]
+            answers.append(client.post("/v1/events", json={"events": events}).status_code)
+            time.sleep(0.02)
     finally:
+        worker.join()
         worker_db.dispose()
-    assert (step.applied, step.encoded) == (n, n)
-    assert watched.answers == [202]  # today: 503 after the busy timeout (SQLite)
-    assert watched.open_connections == [0]  # no transaction of the worker's spans the encode
+    assert [(s.applied, s.encoded) for s in steps] == [(n, n)]
+    assert len(answers) >= 5, "the posts did not overlap the worker's step"
+    assert set(answers) == {202}  # before: 503 after the busy timeout (SQLite)
+    # Reading the batch and writing the results are short; the encode, most of the step,
+    # holds no connection (before: every sample held one).
+    assert sum(holding) / len(holding) < 0.5, holding
     with db.read() as session:
-        assert session.scalar(select(func.count()).select_from(Event)) == n + 50
+        assert session.scalar(select(func.count()).select_from(Event)) == n + 50 * len(answers)
 
 
 def test_a_locked_sqlite_database_answers_busy_with_retry_after(
