@@ -41,6 +41,13 @@ def record(session: Session, rows: list[dict[str, Any]], *, retention_days: floa
     return len(changed)
 
 
+def lock_changes(session: Session) -> None:
+    """Take the change feed's lock now, for the rest of the transaction. A writer that also
+    locks profile rows takes it before them, as the sweep does: one order, so the trainer's
+    commit and the sweep never deadlock."""
+    repository.lock_changes(session)
+
+
 def _fresh_changes(
     session: Session, rows: list[dict[str, Any]]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -49,7 +56,7 @@ def _fresh_changes(
     trainer and the sweep (on the evaluation's thread) write assignments concurrently, and
     this way neither records a move the other already recorded, nor an older model version's
     answer over a newer one. Change ids then also commit in id order, as a cursor needs."""
-    repository.lock_changes(session)
+    lock_changes(session)
     current = repository.current_assignments(session, [r["user_id"] for r in rows])
     fresh = [
         r

@@ -172,6 +172,8 @@ class Trainer(Generations):
             return TrainResult()
         with db.write() as session:
             if fitted.checkpoint is not None:
+                # Before mark_trained locks profile rows (assignment_service.lock_changes).
+                assignment_service.lock_changes(session)
                 model_repository.add_checkpoint(session, fitted.checkpoint, keep=s.checkpoints_keep)
             marked = profile_repository.mark_trained(session, fitted.versions)
             if fitted.checkpoint is not None:  # users erased since the read get no history

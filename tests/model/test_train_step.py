@@ -3,9 +3,13 @@ profiles folded, erased or written while it fits, and to a step that dies before
 
 from __future__ import annotations
 
-import pytest
-from sqlalchemy import select
+import threading
+import time
 
+import pytest
+from sqlalchemy import select, text
+
+from app.assignment import service as assignment_service
 from app.db.models import ClusterAssignment, ModelCheckpoint, UserProfile
 from app.model import repository as model_repository
 from app.model.trainer import FittedStep, Trainer
@@ -157,3 +161,41 @@ def test_a_step_of_many_batches_trains_as_many_one_batch_steps(db, embedder, mak
         states.append((row.centers, row.counts, row.meta["n_steps_"], row.meta["rng"], versions))
     assert states[0][:4] == states[1][:4]
     assert (states[0][4], states[1][4]) == (1 + 6, 1 + 2)  # 9 first, then 51 rows: 6 or 2 steps
+
+
+def test_a_step_commit_waits_for_the_sweep_instead_of_deadlocking(
+    backend, db, embedder, make_settings
+):
+    """The sweep holds the change feed's lock, then share-locks the profiles it writes for. A
+    step's commit that locked profile rows (mark_trained) before asking for that lock closed a
+    cycle: PostgreSQL killed one of them (deadlock detected, seen at a million users)."""
+    if backend != "postgresql":
+        pytest.skip("SQLite has one writer at a time: no row locks to order")
+    settings = make_settings(clusters=3, min_users_first_fit=9, batch_size=9)
+    post(db, topic_events(users_per_topic=3, events_per_user=1))
+    drain(db, embedder, settings)
+    with db.read() as session:
+        users = [u for u, _, _ in profile_repository.untrained_profiles(session, 100)]
+    results: list[object] = []
+
+    def step() -> None:
+        try:
+            results.append(trainer_for(settings, embedder).step(db))
+        except Exception as exc:
+            results.append(exc)
+
+    with db.write() as sweep:  # what assignment_service.sweep holds while it writes
+        assignment_service.lock_changes(sweep)
+        stepping = threading.Thread(target=step)
+        stepping.start()
+        waiting_on_lock = text(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+            " AND datname = current_database()"
+        )
+        deadline = time.monotonic() + 60
+        while not sweep.scalar(waiting_on_lock) and time.monotonic() < deadline:
+            time.sleep(0.05)  # until the step's commit waits for the feed's lock
+        assert profile_repository.lock_existing(sweep, users) == set(users)
+    stepping.join()
+    assert len(results) == 1 and not isinstance(results[0], Exception), results
+    assert results[0].version == 1  # type: ignore[attr-defined]
