@@ -24,6 +24,9 @@ from app.profile.repository import FoldedProfiles
 from app.quarantine import service as quarantine_service
 
 log = logging.getLogger(__name__)
+# A step takes the oldest batch_size events and, while a backlog waits, up to this many
+# batches' worth of the same users' other pending events (event_repository.peek_pending).
+COALESCE = 8
 
 
 @dataclass(frozen=True)
@@ -64,7 +67,7 @@ def _apply_batch(
     texts (encoding with no transaction open, then one short write of the new vectors), then
     claim, fold and mark applied (one short write). Ingest never waits on the model."""
     with db.read() as session:
-        peeked = event_repository.peek_pending(session, settings.batch_size)
+        peeked = event_repository.peek_pending(session, settings.batch_size, coalesce=COALESCE)
     if not peeked:
         return StepResult()
     claimed[:] = peeked  # an encoding or folding failure is bisected over these

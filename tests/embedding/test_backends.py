@@ -46,7 +46,7 @@ def test_an_export_agrees_with_pytorch_and_does_not_depend_on_the_batch(openvino
     ours, theirs = openvino.encode(TEXTS), embedder.encode(TEXTS)
     assert np.min(np.sum(ours * theirs, axis=1)) >= 0.9999
     alone = np.vstack([openvino.encode([t]) for t in TEXTS])
-    np.testing.assert_allclose(openvino.encode([*TEXTS, "pad " * 200]) [:3], alone, atol=1e-4)
+    np.testing.assert_allclose(openvino.encode([*TEXTS, "pad " * 200])[:3], alone, atol=1e-4)
 
 
 def test_the_export_is_made_once_and_reused(openvino, cache_dir: Path) -> None:

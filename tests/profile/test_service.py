@@ -13,7 +13,7 @@ from app.db.models import Embedding, Event, UserProfile
 from app.embedding.embedder import text_hash
 from app.embedding.repository import lookup
 from app.profile.math import ProfileSum, decode_sum, fold, profile_vector
-from app.profile.service import apply_pending
+from app.profile.service import COALESCE, apply_pending
 from tests import factories
 from tests.conftest import empty_tables
 from tests.factories import drain
@@ -181,3 +181,22 @@ def test_counts_and_last_event_time_add_up_whatever_the_arrival_order(db, embedd
     assert (found["a"].event_count, found["a"].last_event_at) == (2, NOW)
     assert (found["b"].event_count, found["b"].last_event_at) == (2, NOW - 3 * day)
     assert found["a"].version == 2 and found["b"].version == 1
+
+
+def test_a_backlog_is_folded_with_one_profile_write_per_user(db, embedder, make_settings):
+    """Ten users' events interleaved, three each: the step takes the oldest ten (one per user)
+    and, as more wait, the same users' other events, so each profile is written once."""
+    post(db, [{"user_id": f"u{i % 10}", "type": "view", "text": f"t{i}"} for i in range(30)])
+    step = apply_pending(db, embedder, make_settings(batch_size=10))
+    assert step.applied == 30
+    found = profiles(db)
+    assert {p.event_count for p in found.values()} == {3}
+    assert {p.version for p in found.values()} == {1}  # one fold each, not three
+
+
+def test_a_step_takes_at_most_coalesce_batches(db, embedder, make_settings):
+    post(db, [{"user_id": "busy", "type": "view", "text": f"t{i % 7}"} for i in range(100)])
+    step = apply_pending(db, embedder, make_settings(batch_size=5))
+    assert step.applied == 5 * COALESCE
+    assert drain(db, embedder, make_settings(batch_size=5)) == 100 - 5 * COALESCE
+    assert profiles(db)["busy"].event_count == 100
