@@ -156,12 +156,16 @@ def _run(session: Session, query: _PendingQuery) -> list[PendingEvent]:
     return [PendingEvent(**row._asdict()) for row in session.execute(query)]
 
 
-def peek_pending(session: Session, limit: int, *, coalesce: int = 1) -> list[PendingEvent]:
-    """The next processable events, without locking them: the oldest `limit`, and while more
-    wait, other pending events of the same users, up to `limit * coalesce` in all. Profiles
-    are order-free, so a backlog is folded with one profile write per user, not per event:
-    at a million users each event of a batch is another user's, and that write is the cost."""
-    oldest = _run(session, _pending_query(limit))
+def peek_pending(
+    session: Session, limit: int, *, coalesce: int = 1, after: int | None = None
+) -> list[PendingEvent]:
+    """The next processable events, without locking them: the oldest `limit` (with an id above
+    `after`, if given), and while more wait, other pending events of the same users, up to
+    `limit * coalesce` in all. Profiles are order-free, so a backlog is folded with one
+    profile write per user, not per event: at a million users each event of a batch is
+    another user's, and that write is the cost."""
+    first = _pending_query(limit)
+    oldest = _run(session, first if after is None else first.where(Event.id > after))
     room = limit * (coalesce - 1)
     if len(oldest) < limit or room <= 0:  # nothing waits beyond this batch
         return oldest

@@ -35,17 +35,23 @@ class StepResult:
     encoded: int = 0  # cache misses encoded by the model
     encode_seconds: float = 0.0
     quarantined: int = 0  # events set aside because they could not be folded
+    # The last id of a batch that another worker claimed first: the next step peeks after it
+    # instead of waiting for that worker's commit (None: start from the oldest again).
+    taken_up_to: int | None = None
 
 
-def apply_pending(db: Database, embedder: Embedder, settings: Settings) -> StepResult:
-    """Apply up to `batch_size` events exactly once: fold + mark applied in one transaction.
+def apply_pending(
+    db: Database, embedder: Embedder, settings: Settings, *, after: int | None = None
+) -> StepResult:
+    """Apply a batch of events exactly once: fold + mark applied in one transaction. `after`:
+    the previous step's `taken_up_to`, so that concurrent workers take different batches.
 
     When the batch fails for a reason of its own (not the database's, not the model's), it is
     bisected to the events that fail; those are quarantined with the reason and the others are
     applied, so one user's bad data never holds up anyone else's events."""
     claimed: list[PendingEvent] = []
     try:
-        return _apply_batch(db, embedder, settings, claimed)
+        return _apply_batch(db, embedder, settings, claimed, after)
     except Exception as exc:
         if not claimed or not is_poison(exc):
             raise
@@ -59,7 +65,11 @@ def is_poison(exc: BaseException) -> bool:
 
 
 def _apply_batch(
-    db: Database, embedder: Embedder, settings: Settings, claimed: list[PendingEvent]
+    db: Database,
+    embedder: Embedder,
+    settings: Settings,
+    claimed: list[PendingEvent],
+    after: int | None,
 ) -> StepResult:
     """The normal step; fills `claimed` with what it took, so a failure knows what to bisect.
 
@@ -67,14 +77,20 @@ def _apply_batch(
     texts (encoding with no transaction open, then one short write of the new vectors), then
     claim, fold and mark applied (one short write). Ingest never waits on the model."""
     with db.read() as session:
-        peeked = event_repository.peek_pending(session, settings.batch_size, coalesce=COALESCE)
+        peeked = event_repository.peek_pending(
+            session, settings.batch_size, coalesce=COALESCE, after=after
+        )
     if not peeked:
         return StepResult()
     claimed[:] = peeked  # an encoding or folding failure is bisected over these
     embedded = embedding_service.embed(db, embedder, [e.text for e in peeked])
     applied = _fold_claimed(db, embedder, settings, peeked, embedded.vectors)
     return StepResult(
-        applied=applied, encoded=embedded.misses, encode_seconds=embedded.encode_seconds
+        applied=applied,
+        encoded=embedded.misses,
+        encode_seconds=embedded.encode_seconds,
+        # Peeks are not locks: another worker may have claimed this batch first.
+        taken_up_to=None if applied else max(e.id for e in peeked),
     )
 
 

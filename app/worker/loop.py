@@ -54,6 +54,7 @@ class Worker:
         self.load_error: str | None = None
         self.retry = Retry()
         self._first_step_logged = False
+        self._taken_up_to: int | None = None  # see profile_service.StepResult
 
     @property
     def ready(self) -> bool:
@@ -121,7 +122,10 @@ class Worker:
             self._first_step_logged = True
             log.info("worker first profile step: up to %d events", self.settings.batch_size)
         started = time.monotonic()
-        step = profile_service.apply_pending(self.db, self.embedder, self.settings)
+        step = profile_service.apply_pending(
+            self.db, self.embedder, self.settings, after=self._taken_up_to
+        )
+        self._taken_up_to = step.taken_up_to
         if first:
             log.info(
                 "worker first profile step done in %.1f s: %d events applied, %d texts encoded",
@@ -144,7 +148,7 @@ class Worker:
             metrics.REFIT_RUNNING.set(int(self.trainer.refit_running))
             trained = result.rows
             self._evaluate_if_due()
-        return bool(step.applied or step.quarantined or trained)
+        return bool(step.applied or step.quarantined or step.taken_up_to is not None or trained)
 
     def _lead(self) -> bool:
         if self.trainer is not None and not self.leader.still_held():

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
@@ -12,6 +13,7 @@ from sqlalchemy import func, select
 from app.db.models import Embedding, Event, UserProfile
 from app.embedding.embedder import text_hash
 from app.embedding.repository import lookup
+from app.event import repository as event_repository
 from app.profile.math import ProfileSum, decode_sum, fold, profile_vector
 from app.profile.service import COALESCE, apply_pending
 from tests import factories
@@ -200,3 +202,23 @@ def test_a_step_takes_at_most_coalesce_batches(db, embedder, make_settings):
     assert step.applied == 5 * COALESCE
     assert drain(db, embedder, make_settings(batch_size=5)) == 100 - 5 * COALESCE
     assert profiles(db)["busy"].event_count == 100
+
+
+def test_a_worker_whose_batch_another_claimed_takes_the_next_one(
+    backend, db, embedder, make_settings
+):
+    """Peeks are not locks: two workers peek the same oldest events and one claims them. The
+    other does not wait for that commit: its next step peeks after the batch it lost."""
+    if backend != "postgresql":
+        pytest.skip("SQLite has one writer at a time: its workers never fold concurrently")
+    post(db, [{"user_id": f"u{i}", "type": "view", "text": f"t{i}"} for i in range(20)])
+    settings = make_settings(batch_size=10)
+    with db.read() as session:
+        oldest = [e.id for e in event_repository.peek_pending(session, 10)]
+    with db.write() as other:  # another worker, between its claim and its commit
+        assert len(event_repository.claim_ids(other, oldest)) == 10
+        lost = apply_pending(db, embedder, settings)
+        assert (lost.applied, lost.taken_up_to) == (0, max(oldest))
+        won = apply_pending(db, embedder, settings, after=lost.taken_up_to)
+        assert (won.applied, won.taken_up_to) == (10, None)
+    assert set(profiles(db)) == {f"u{i}" for i in range(10, 20)}
