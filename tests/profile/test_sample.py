@@ -4,7 +4,7 @@ whole table (TABLESAMPLE on PostgreSQL, random rowids on SQLite)."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import delete
+from sqlalchemy import delete, event, text
 
 from app.db.models import UserProfile
 from app.profile import repository as profile_repository
@@ -50,3 +50,25 @@ def test_a_big_table_is_sampled_by_pages_on_postgresql(db, monkeypatch):
         for _ in range(3):
             users = [user_id for user_id, _ in profile_repository.sample(session, 400)]
             assert len(users) == len(set(users)) and 0.9 * 400 <= len(users) <= 400
+
+
+@pytest.mark.postgres_only
+def test_a_big_table_is_sampled_without_counting_it(db, monkeypatch):
+    """Counting a million profiles reads the whole table; past 2 * SYSTEM_SAMPLE_FROM (made 0
+    here) the planner's estimate, fresh after ANALYZE, sets the sampling rate instead."""
+    seed.profiles(db, USERS, dim=8, model_id="test", clusters=2)
+    with db.engine.connect() as conn:
+        conn.execute(text("ANALYZE user_profile"))
+        conn.commit()
+    monkeypatch.setattr(profile_repository, "SYSTEM_SAMPLE_FROM", 0)
+    statements: list[str] = []
+    listener = lambda *args: statements.append(args[2].lower())  # noqa: E731
+    event.listen(db.engine, "before_cursor_execute", listener)
+    try:
+        with db.read() as session:
+            users = [user_id for user_id, _ in profile_repository.sample(session, 400)]
+    finally:
+        event.remove(db.engine, "before_cursor_execute", listener)
+    assert len(users) == len(set(users)) and 0.9 * 400 <= len(users) <= 400
+    assert any("reltuples" in s for s in statements)
+    assert not any("count(" in s for s in statements), statements
