@@ -50,6 +50,13 @@ class Event(Base):
             sqlite_where=sql("applied_at IS NULL"),
             postgresql_where=sql("applied_at IS NULL"),
         ),
+        # A step's other pending events of the same users (event_repository.peek_pending).
+        Index(
+            "ix_event_unapplied_user_id",
+            "user_id",
+            sqlite_where=sql("applied_at IS NULL"),
+            postgresql_where=sql("applied_at IS NULL"),
+        ),
     )
 
 

@@ -169,14 +169,17 @@ def peek_pending(
     room = limit * (coalesce - 1)
     if len(oldest) < limit or room <= 0:  # nothing waits beyond this batch
         return oldest
-    # Any pending event of these users after the batch (no order needed, so the user_id index
-    # answers, not a scan of the whole queue in id order).
-    later = _pending_query(None).order_by(None).where(Event.id > oldest[-1].id)
+    # Pending events of these users in no order, read by the index of pending events by user
+    # (ix_event_unapplied_user_id). No id range in the query: PostgreSQL would combine it with
+    # the whole queue's index; the batch's own events are dropped here instead.
+    taken = {e.id for e in oldest}
+    of_users = _pending_query(None).order_by(None)
     users = sorted({e.user_id for e in oldest})
     for chunk in in_chunks(users):
         if room <= 0:
             break
-        more = _run(session, later.where(one_of(session, Event.user_id, chunk)).limit(room))
+        query = of_users.where(one_of(session, Event.user_id, chunk)).limit(room + len(taken))
+        more = [e for e in _run(session, query) if e.id not in taken][:room]
         oldest += more
         room -= len(more)
     return oldest
