@@ -62,7 +62,6 @@ class LeaderLock:
                 # session and lock alive, and a real disconnect frees the lock only once the
                 # server has noticed. The connection is then discarded, not pooled.
                 self._conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": ADVISORY_KEY})
-                self._conn.commit()
             with contextlib.suppress(SQLAlchemyError):
                 self._conn.invalidate()
                 self._conn.close()
@@ -73,14 +72,15 @@ class LeaderLock:
 
     def _try_advisory(self) -> bool:
         try:
-            conn = self._db.engine.connect()
+            # Autocommit: the checks never leave a transaction open (a server's
+            # idle_in_transaction_session_timeout would end the session and the lock with it).
+            conn = self._db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         except SQLAlchemyError:
             return False
         try:
             got = conn.execute(
                 text("SELECT pg_try_advisory_lock(:key)"), {"key": ADVISORY_KEY}
             ).scalar_one()
-            conn.commit()
         except SQLAlchemyError:
             conn.close()
             return False
