@@ -31,7 +31,9 @@ from benchmarks.service import AUTH, Client, Service
 def pending(db) -> int:  # type: ignore[no-untyped-def]
     with db.read() as session:
         return int(
-            session.scalar(select(func.count()).select_from(Event).where(Event.applied_at.is_(None)))
+            session.scalar(
+                select(func.count()).select_from(Event).where(Event.applied_at.is_(None))
+            )
         )
 
 

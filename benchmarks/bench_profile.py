@@ -205,8 +205,12 @@ def main() -> None:
     parser.add_argument("movielens", type=Path, help="the MovieLens ml-latest-small directory")
     parser.add_argument("--database-url", action="append", required=True)
     parser.add_argument("--cold", type=int, default=2000, help="events with new texts")
-    parser.add_argument("--backend", action="append", help="embedding backends, side by side "
-                        "(the first is the base of the ratios; default: APP_EMBEDDING_BACKEND)")
+    parser.add_argument(
+        "--backend",
+        action="append",
+        help="embedding backends, side by side "
+        "(the first is the base of the ratios; default: APP_EMBEDDING_BACKEND)",
+    )
     parser.add_argument("--rounds", type=int, default=8, help="cold: raw/stage alternations")
     parser.add_argument("--random-users", type=int, default=10_000, help="warm, random case")
     parser.add_argument("--warm", type=int, default=200_000, help="ratings replayed (max all)")
