@@ -23,6 +23,7 @@ from app.config import Settings, load_settings
 from app.db.base import Base
 from app.db.migrate import upgrade
 from app.db.session import Database
+from app.embedding import service as embedding_service
 from app.embedding.embedder import Embedder, load_embedder
 from app.main import create_app
 
@@ -88,6 +89,7 @@ def empty_tables(database: Database) -> None:
         else:
             for name in names:
                 session.execute(text(f"DELETE FROM {name}"))
+    embedding_service.forget(database)  # its vectors are gone from the table
 
 
 @pytest.fixture
