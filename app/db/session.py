@@ -26,7 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql._typing import _ColumnExpressionArgument
@@ -87,8 +87,11 @@ def create_db_engine(url: str) -> Engine:
         refuse_non_utf8(engine)
         return engine
 
+    busy_ms = sqlite_busy_timeout_ms(url)
     engine = create_engine(
-        url, hide_parameters=True, connect_args={"check_same_thread": False, "timeout": 30}
+        url,
+        hide_parameters=True,
+        connect_args={"check_same_thread": False, "timeout": busy_ms / 1000},
     )
 
     @event.listens_for(engine, "connect")
@@ -97,7 +100,7 @@ def create_db_engine(url: str) -> Engine:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
         cursor.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes in WAL
         cursor.close()
 
@@ -109,6 +112,13 @@ def create_db_engine(url: str) -> Engine:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
+
+
+def sqlite_busy_timeout_ms(url: str | URL) -> int:
+    """How long a SQLite connection waits for the write lock: the URL's `timeout` (seconds,
+    as sqlite3 takes it) where given, else SQLITE_BUSY_TIMEOUT_MS."""
+    timeout = make_url(url).query.get("timeout")
+    return SQLITE_BUSY_TIMEOUT_MS if timeout is None else round(float(str(timeout)) * 1000)
 
 
 def ensure_sqlite_directory(url: str) -> None:
@@ -217,7 +227,7 @@ class Database:
                         session.rollback()
             finally:
                 if raw is not None:
-                    raw.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+                    raw.execute(f"PRAGMA busy_timeout={sqlite_busy_timeout_ms(self.engine.url)}")
 
     def dispose(self) -> None:
         self.engine.dispose()

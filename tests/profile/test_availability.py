@@ -13,7 +13,6 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from app.db import session as db_session
 from app.db.models import Event
 from app.db.session import Database
 from app.profile.service import StepResult, apply_pending
@@ -28,14 +27,14 @@ LONG = (
 
 
 @pytest.fixture
-def short_busy_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A locked SQLite database fails after 0.5 s instead of 30 s (set per new connection):
-    code that holds the lock fails this test quickly instead of slowly."""
-    monkeypatch.setattr(db_session, "SQLITE_BUSY_TIMEOUT_MS", 500)
+def short_busy_url(database_url: str) -> str:
+    """On SQLite the database with a busy timeout of 0.5 s instead of 30 s (the URL's
+    `timeout`): code that holds the lock fails this test quickly instead of slowly."""
+    return f"{database_url}?timeout=0.5" if database_url.startswith("sqlite") else database_url
 
 
 def test_ingest_is_answered_while_the_worker_encodes(
-    short_busy_timeout, db, embedder, make_client, make_settings
+    short_busy_url, db, embedder, make_client, make_settings
 ):
     """The worker folds a batch of 1,000 new long texts on a thread with the real model (some
     seconds of encoding); meanwhile this thread posts events and samples whether the worker
@@ -46,8 +45,8 @@ def test_ingest_is_answered_while_the_worker_encodes(
     post(
         db, [{"user_id": f"u{i % 40}", "type": "view", "text": LONG.format(i=i)} for i in range(n)]
     )
-    client: TestClient = make_client()
-    worker_db = Database(make_settings().database_url)
+    client: TestClient = make_client(database_url=short_busy_url)
+    worker_db = Database(short_busy_url)
     steps: list[StepResult] = []
     worker = threading.Thread(
         target=lambda: steps.append(apply_pending(worker_db, embedder, make_settings(batch_size=n)))
@@ -78,11 +77,11 @@ def test_ingest_is_answered_while_the_worker_encodes(
 
 
 def test_a_locked_sqlite_database_answers_busy_with_retry_after(
-    short_busy_timeout, backend, db, make_client
+    short_busy_url, backend, db, make_client
 ):
     if backend != "sqlite":
         pytest.skip("SQLite's single write lock")
-    client: TestClient = make_client()
+    client: TestClient = make_client(database_url=short_busy_url)
     holder = sqlite3.connect(db.engine.url.database, isolation_level=None)
     try:
         holder.execute("BEGIN IMMEDIATE")  # another process holding the write lock
