@@ -210,7 +210,7 @@ def mark_trained(session: Session, versions: dict[str, int]) -> set[str]:
     erased since is gone. Returns the user_ids marked (the profiles that still exist)."""
     if not versions:
         return set()
-    if session.get_bind().dialect.name == "postgresql":
+    if _is_postgresql(session):
         params: dict[str, Any] = {
             "user_ids": list(versions),
             "versions": list(versions.values()),
@@ -230,7 +230,7 @@ def sample(session: Session, limit: int) -> list[tuple[str, bytes]]:
     are fewer), in no particular order. Never sorts the table: PostgreSQL draws whole pages of
     a big table (TABLESAMPLE SYSTEM; a row-level BERNOULLI draw on a small one or when the
     pages came short), SQLite looks up random rowids."""
-    postgresql = session.get_bind().dialect.name == "postgresql"
+    postgresql = _is_postgresql(session)
     # Counting a million profiles reads the whole table (seconds, every interval): PostgreSQL's
     # own estimate sets the sampling rate well enough once the table is big.
     estimate = _estimated_rows_postgresql(session) if postgresql else -1
